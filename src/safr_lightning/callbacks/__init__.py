@@ -1,0 +1,5 @@
+"""Lightning callbacks: throughput, (later) SRS evaluation and figures."""
+
+from safr_lightning.callbacks.throughput import ThroughputMonitor
+
+__all__ = ["ThroughputMonitor"]

@@ -1,0 +1,332 @@
+"""Structured configs: the schema every Hydra composition is merged into.
+
+Types and unknown keys are checked by OmegaConf while Hydra composes (``lambda.imp=abc`` and
+``model.foo=1`` fail there). Value ranges that a type cannot express (λ ≥ 0, k in (0, 100), ...)
+are checked by :func:`validate` before anything is built, so a bad value costs one line, not a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
+
+from safr_lightning.errors import ConfigError
+
+DATASETS = ("sst2", "imdb", "synthetic", "local")
+MODELS = ("safr", "baseline")
+SCORERS = ("capacity", "random", "vmask", "attention")
+LOGGERS = ("wandb", "csv", "none")
+TRACE_LAYERS = ("embedding", "vmask", "attn_out", "fc1", "fc2", "block_out")
+
+
+@dataclass
+class SyntheticConfig:
+    """The planted-rationale task (DESIGN §6); used when ``dataset.name == synthetic``."""
+
+    train_size: int = 2000
+    val_size: int = 500
+    test_size: int = 500
+    min_words: int = 8
+    max_words: int = 24
+    min_planted: int = 1
+    max_planted: int = 3
+    filler_vocab: int = 200
+    polarity_vocab: int = 20
+    negation_prob: float = 0.0
+    distractor_prob: float = 0.0
+    seed: int = 1234
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    hub_id: str | None = None
+    hub_config: str | None = None
+    # Offline source: a directory with {train,validation,test}.{parquet,csv,jsonl}.
+    # Defaults to $SAFR_DATA_DIR/<name> for the named datasets (see data/sources.py).
+    local_dir: str | None = None
+    max_len: int = 128
+    num_classes: int = 2
+    # A missing validation split is carved from train: a count (>= 1) or a fraction (< 1).
+    val_size: float = 0.1
+    # Always carve validation from train, even when a validation split exists (IMDB).
+    carve_validation: bool = False
+    # The train/validation carve does not move with `seed`: seeds vary the model, not the data.
+    split_seed: int = 0
+    lowercase: bool = True
+    strip_html_breaks: bool = False
+    min_freq: int = 2
+    # Keep at most this many examples per split (quick runs, tests); null keeps all.
+    limit_train: int | None = None
+    limit_val: int | None = None
+    limit_test: int | None = None
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class DataConfig:
+    """How batches are made (independent of which dataset)."""
+
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    # Sort texts of similar length into the same batch (seeded, shuffled by batch) to cut padding.
+    bucketing: bool = True
+    bucket_batches: int = 50
+    num_workers: int = 0
+    pin_memory: bool = False
+    persistent_workers: bool = False
+    cache_dir: str | None = None
+
+
+@dataclass
+class VMaskConfig:
+    hidden: int = 1024
+    tau: float = 1.0
+    # VMASK's information term, mean over real tokens of q log q + (1-q) log(1-q); 0 as in SAFR.
+    beta: float = 0.0
+
+
+@dataclass
+class ModelConfig:
+    name: str = "safr"
+    vmask: bool = True
+    d_model: int = 256
+    n_heads: int = 8
+    d_ff: int = 1024
+    n_layers: int = 1
+    dropout: float = 0.1
+    compile: bool = False
+
+
+@dataclass
+class LambdaConfig:
+    imp: float = 0.1
+    inter: float = 0.1
+
+
+@dataclass
+class LossConfig:
+    # Sum L_inter over all pairs (i, j) including i = j, over Σ n², as printed in the paper.
+    inter_include_self: bool = False
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    max_epochs: int = 100
+    min_epochs: int = 1
+    max_steps: int = -1
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    limit_test_batches: Any = None
+    fast_dev_run: Any = False
+    log_every_n_steps: int = 50
+    gradient_clip_val: float | None = None
+    num_sanity_val_steps: int = 0
+    enable_progress_bar: bool = True
+    deterministic: bool = False
+    # Check the loss for NaN/inf every this many steps (1 = every step; each check syncs the device).
+    nan_check_every: int = 1
+
+
+@dataclass
+class EarlyStoppingConfig:
+    enabled: bool = True
+    monitor: str = "val/acc"
+    mode: str = "max"
+    patience: int = 3
+    min_delta: float = 0.0
+
+
+@dataclass
+class CheckpointConfig:
+    monitor: str = "val/acc"
+    mode: str = "max"
+    save_last: bool = True
+
+
+@dataclass
+class CallbacksConfig:
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "wandb"
+    project: str = "safr"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+    # online / offline / disabled; null: online when W&B credentials exist, offline otherwise.
+    mode: str | None = None
+    log_model: bool = False
+
+
+@dataclass
+class SRSConfig:
+    enabled: bool = True
+    ks: list[float] = field(default_factory=lambda: [10.0, 20.0, 30.0, 40.0, 50.0])
+    scorer: str = "capacity"
+    layer: str = "fc1"
+    random_draws: int = 3
+    val_samples: int = 1000
+    val_every_n_epochs: int = 1
+    seed: int = 0
+
+
+def _train_config_class() -> type:
+    """Build ``TrainConfig``.
+
+    ``lambda`` is a Python keyword, so it cannot be written as a dataclass field; the DESIGN's
+    key is ``lambda.imp``, so we build the class from an annotations dict. ``init``/``repr``/``eq``
+    are off because dataclasses would generate source code naming the field; OmegaConf only reads
+    ``dataclasses.fields``.
+    """
+    annotations: dict[str, Any] = {
+        "seed": int,
+        "dataset": DatasetConfig,
+        "data": DataConfig,
+        "model": ModelConfig,
+        "vmask": VMaskConfig,
+        "lambda": LambdaConfig,
+        "loss": LossConfig,
+        "optim": OptimConfig,
+        "trainer": TrainerConfig,
+        "callbacks": CallbacksConfig,
+        "logger": LoggerConfig,
+        "srs": SRSConfig,
+        "ckpt_path": str | None,
+        "run_test": bool,
+        "task_name": str,
+    }
+    namespace: dict[str, Any] = {
+        "__annotations__": annotations,
+        "__doc__": "The composed training configuration (conf/train.yaml).",
+        "seed": 0,
+        "ckpt_path": None,
+        "run_test": True,
+        "task_name": "train",
+    }
+    for key, kind in annotations.items():
+        if dataclasses.is_dataclass(kind):
+            namespace[key] = field(default_factory=kind)
+    return dataclass(init=False, repr=False, eq=False)(type("TrainConfig", (), namespace))
+
+
+TrainConfig = _train_config_class()
+
+
+def register_configs() -> None:
+    """Register the schema so that ``conf/train.yaml`` can extend it (``defaults: [train_schema]``)."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+
+
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"invalid config: {key}={value!r}; allowed: {allowed}")
+
+
+def _check_lambda(key: str, value: float) -> None:
+    if value is None or not math.isfinite(value) or value < 0:
+        _fail(key, value, "a finite number >= 0")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the values a type cannot express; raise :class:`ConfigError` naming key and value."""
+    if cfg.dataset.name not in DATASETS:
+        _fail("dataset.name", cfg.dataset.name, " | ".join(DATASETS))
+    if cfg.dataset.max_len < 1:
+        _fail("dataset.max_len", cfg.dataset.max_len, "an integer >= 1")
+    if cfg.dataset.num_classes < 2:
+        _fail("dataset.num_classes", cfg.dataset.num_classes, "an integer >= 2")
+    if cfg.dataset.min_freq < 1:
+        _fail("dataset.min_freq", cfg.dataset.min_freq, "an integer >= 1")
+    if not cfg.dataset.val_size > 0:
+        _fail("dataset.val_size", cfg.dataset.val_size, "a fraction in (0, 1) or a count >= 1")
+    for split in ("train", "val", "test"):
+        limit = cfg.dataset[f"limit_{split}"]
+        if limit is not None and limit < 1:
+            _fail(f"dataset.limit_{split}", limit, "null or an integer >= 1")
+    if cfg.data.batch_size < 1:
+        _fail("data.batch_size", cfg.data.batch_size, "an integer >= 1")
+    if cfg.data.eval_batch_size < 1:
+        _fail("data.eval_batch_size", cfg.data.eval_batch_size, "an integer >= 1")
+    m = cfg.model
+    if m.name not in MODELS:
+        _fail("model.name", m.name, " | ".join(MODELS))
+    if m.n_layers < 1:
+        _fail("model.n_layers", m.n_layers, "an integer >= 1")
+    if m.n_heads < 1:
+        _fail("model.n_heads", m.n_heads, "an integer >= 1")
+    if m.d_model < 1 or m.d_model % m.n_heads:
+        _fail("model.d_model", m.d_model, f"a positive multiple of model.n_heads={m.n_heads}")
+    if m.d_ff < 1:
+        _fail("model.d_ff", m.d_ff, "an integer >= 1")
+    if not 0 <= m.dropout < 1:
+        _fail("model.dropout", m.dropout, "a number in [0, 1)")
+    if cfg.vmask.hidden < 1:
+        _fail("vmask.hidden", cfg.vmask.hidden, "an integer >= 1")
+    if not (math.isfinite(cfg.vmask.tau) and cfg.vmask.tau > 0):
+        _fail("vmask.tau", cfg.vmask.tau, "a finite number > 0")
+    _check_lambda("vmask.beta", cfg.vmask.beta)
+    _check_lambda("lambda.imp", cfg["lambda"].imp)
+    _check_lambda("lambda.inter", cfg["lambda"].inter)
+    if not m.vmask and cfg.vmask.beta > 0:
+        _fail("vmask.beta", cfg.vmask.beta, "0 when model.vmask=false (there is no mask to regularize)")
+    if not (math.isfinite(cfg.optim.lr) and cfg.optim.lr > 0):
+        _fail("optim.lr", cfg.optim.lr, "a finite number > 0")
+    if cfg.trainer.max_epochs < 1 and cfg.trainer.max_steps < 1:
+        _fail("trainer.max_epochs", cfg.trainer.max_epochs, "an integer >= 1")
+    if cfg.trainer.nan_check_every < 1:
+        _fail("trainer.nan_check_every", cfg.trainer.nan_check_every, "an integer >= 1")
+    if cfg.logger.name not in LOGGERS:
+        _fail("logger.name", cfg.logger.name, " | ".join(LOGGERS))
+    if cfg.logger.mode not in (None, "online", "offline", "disabled"):
+        _fail("logger.mode", cfg.logger.mode, "null | online | offline | disabled")
+    if cfg.callbacks.early_stopping.patience < 1:
+        _fail("callbacks.early_stopping.patience", cfg.callbacks.early_stopping.patience, "an integer >= 1")
+    validate_srs(cfg.srs)
+    s = cfg.dataset.synthetic
+    if cfg.dataset.name == "synthetic":
+        if not 1 <= s.min_words <= s.max_words:
+            _fail("dataset.synthetic.min_words", s.min_words, "1 <= min_words <= max_words")
+        if not 1 <= s.min_planted <= s.max_planted:
+            _fail("dataset.synthetic.min_planted", s.min_planted, "1 <= min_planted <= max_planted")
+        for key in ("train_size", "val_size", "test_size", "filler_vocab", "polarity_vocab"):
+            if s[key] < 1:
+                _fail(f"dataset.synthetic.{key}", s[key], "an integer >= 1")
+        for key in ("negation_prob", "distractor_prob"):
+            if not 0 <= s[key] <= 1:
+                _fail(f"dataset.synthetic.{key}", s[key], "a probability in [0, 1]")
+
+
+def validate_srs(srs: Any) -> None:
+    """Checks shared by ``train`` and ``evaluate``."""
+    if len(srs.ks) == 0:
+        _fail("srs.ks", list(srs.ks), "a non-empty list of percentages in (0, 100)")
+    for k in srs.ks:
+        if not (math.isfinite(k) and 0 < k < 100):
+            _fail("srs.ks", list(srs.ks), "percentages strictly between 0 and 100")
+    if srs.scorer not in SCORERS:
+        _fail("srs.scorer", srs.scorer, " | ".join(SCORERS))
+    if srs.layer not in TRACE_LAYERS:
+        _fail("srs.layer", srs.layer, " | ".join(TRACE_LAYERS))
+    if srs.random_draws < 1:
+        _fail("srs.random_draws", srs.random_draws, "an integer >= 1")
+    if srs.val_samples < 0:
+        _fail("srs.val_samples", srs.val_samples, "an integer >= 0 (0 turns validation SRS off)")

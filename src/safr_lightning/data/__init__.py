@@ -1,0 +1,1 @@
+"""Data: sources (hub / local / synthetic), the word-level tokenizer, batching, the DataModule."""

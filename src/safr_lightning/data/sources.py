@@ -1,0 +1,222 @@
+"""Raw text/label splits from the Hugging Face Hub, a local directory, or the synthetic generator.
+
+Everything goes through ``datasets`` (``load_dataset`` for the hub and for local
+parquet/csv/jsonl files), so downloads and conversions are cached the usual way. Every split is
+checked here, once: the columns exist, texts are strings, labels are integers inside the classes,
+and empty texts are dropped (with a count in the log). Whatever is wrong is raised as one
+:class:`~safr_lightning.errors.DataError` sentence naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
+from datasets.utils.logging import disable_progress_bar
+
+from safr_lightning.data import synthetic
+from safr_lightning.errors import DataError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+# file suffix -> `datasets` builder
+FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
+DATA_DIR_ENV = "SAFR_DATA_DIR"
+
+
+def local_dir_for(cfg: Any) -> Path | None:
+    """Where the offline copy of ``cfg.name`` lives, or None to use the hub.
+
+    ``dataset.local_dir`` wins over ``$SAFR_DATA_DIR``. Either may point at the dataset's own
+    directory (holding ``train.parquet``...) or at a root holding ``<name>/train.parquet``.
+    """
+    if cfg.local_dir:
+        root = Path(os.path.expanduser(str(cfg.local_dir)))
+        return root / cfg.name if (root / cfg.name).is_dir() and not _has_split_files(root) else root
+    env = os.environ.get(DATA_DIR_ENV)
+    if env and cfg.name != "local":
+        return Path(os.path.expanduser(env)) / cfg.name
+    return None
+
+
+def _has_split_files(directory: Path) -> bool:
+    return any((directory / f"train{suffix}").is_file() for suffix in FORMATS)
+
+
+def find_split_file(directory: Path, split: str) -> Path | None:
+    found = [
+        directory / f"{split}{suffix}" for suffix in FORMATS if (directory / f"{split}{suffix}").is_file()
+    ]
+    if len(found) > 1:
+        raise DataError(
+            f"{directory} holds several files for split '{split}' "
+            f"({', '.join(p.name for p in found)}); keep one"
+        )
+    return found[0] if found else None
+
+
+def load_raw_splits(cfg: Any, cache_dir: str | None = None) -> DatasetDict:
+    """``train``/``validation``/``test`` with columns ``text`` (str) and ``label`` (int).
+
+    Synthetic splits also carry ``rationale`` (1 per planted word).
+    """
+    disable_progress_bar()
+    if cfg.name == "synthetic":
+        generated = synthetic.generate(cfg.synthetic)
+        splits = {
+            name: (Dataset.from_dict(columns), f"synthetic {name}") for name, columns in generated.items()
+        }
+    else:
+        directory = local_dir_for(cfg)
+        if directory is not None:
+            splits = _load_local(directory, cache_dir)
+        elif cfg.name == "local":
+            raise DataError(
+                "dataset=local needs dataset.local_dir=DIR (a directory with train/test .parquet/.csv/.jsonl)"
+            )
+        else:
+            splits = _load_hub(cfg, cache_dir)
+    checked = {name: check_split(ds, cfg.num_classes, source) for name, (ds, source) in splits.items()}
+    if "validation" not in checked or cfg.carve_validation:
+        checked["train"], checked["validation"] = carve_validation(
+            checked["train"], cfg.val_size, cfg.split_seed
+        )
+    return DatasetDict({name: checked[name] for name in SPLITS})
+
+
+Sources = dict[str, tuple[Dataset, str]]  # split -> (rows, where they came from, for messages)
+
+
+def _load_local(directory: Path, cache_dir: str | None) -> Sources:
+    if not directory.is_dir():
+        raise DataError(
+            f"data directory {directory} does not exist; set {DATA_DIR_ENV} (or dataset.local_dir) "
+            "to a directory holding <name>/{train,validation,test}.parquet"
+        )
+    splits: Sources = {}
+    for split in SPLITS:
+        path = find_split_file(directory, split)
+        if path is None:
+            if split == "validation":
+                continue
+            raise DataError(
+                f"missing {split} split: no {split}.parquet, {split}.csv or {split}.jsonl in {directory}"
+            )
+        try:
+            ds = load_dataset(FORMATS[path.suffix], data_files=str(path), split="train", cache_dir=cache_dir)
+        except Exception as exc:  # any reader failure is the file's fault, said in one line
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"could not read {path}: {reason}") from exc
+        splits[split] = (ds, str(path))
+    return splits
+
+
+def _hub_offline_mode() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def _hub_reachable(timeout: float = 5.0) -> bool:
+    """Can a TCP connection to the hub endpoint be opened (DNS included) within ``timeout``?"""
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+HUB_SPLITS = {"train": "train", "validation": "validation", "test": "test"}
+
+
+def _load_hub(cfg: Any, cache_dir: str | None) -> Sources:
+    if not cfg.hub_id:
+        raise DataError(f"dataset '{cfg.name}' has no hub_id; set {DATA_DIR_ENV} or dataset.local_dir")
+    fix = (
+        f"for an offline copy set {DATA_DIR_ENV}=DIR (with {cfg.name}/train.parquet, test.parquet...) "
+        "or dataset.local_dir=DIR"
+    )
+    # Without a network, huggingface_hub retries for half a minute per file; one probe of the
+    # endpoint answers in seconds. HF_HUB_OFFLINE=1 skips it and reads the local HF cache.
+    if not _hub_offline_mode() and not _hub_reachable():
+        raise DataError(f"cannot reach the Hugging Face Hub to download '{cfg.hub_id}'; {fix}")
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)  # its retry warnings would bury the one line that matters
+    try:
+        loaded = load_dataset(cfg.hub_id, cfg.hub_config, cache_dir=cache_dir)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"could not load '{cfg.hub_id}' from the Hugging Face Hub ({reason}); {fix}") from exc
+    finally:
+        hub_log.setLevel(level)
+    splits: Sources = {
+        split: (loaded[hub_split], f"{cfg.hub_id}[{hub_split}]")
+        for split, hub_split in HUB_SPLITS.items()
+        if hub_split in loaded
+    }
+    if "train" not in splits or "test" not in splits:
+        raise DataError(f"'{cfg.hub_id}' has no train/test splits (found {list(loaded)})")
+    return splits
+
+
+def check_split(ds: Dataset, num_classes: int, source: str) -> Dataset:
+    """Validate columns, types and labels of one split; drop empty texts; keep text/label(/rationale)."""
+    missing = [c for c in ("text", "label") if c not in ds.column_names]
+    if missing:
+        raise DataError(
+            f"{source}: missing column(s) {', '.join(missing)} (found {', '.join(ds.column_names)})"
+        )
+    table = ds.with_format("arrow")[:]
+    text, label = table.column("text"), table.column("label")
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        raise DataError(f"{source}: column 'text' must hold strings, found {text.type}")
+    if not pa.types.is_integer(label.type):
+        raise DataError(
+            f"{source}: column 'label' must hold integers 0..{num_classes - 1}, found {label.type}"
+        )
+    if label.null_count or text.null_count:
+        raise DataError(f"{source}: {label.null_count + text.null_count} missing value(s) in 'text'/'label'")
+    outside = pc.or_(pc.less(label, 0), pc.greater_equal(label, num_classes))
+    n_outside = pc.sum(outside).as_py() or 0
+    if n_outside:
+        first = pc.filter(label, outside)[0].as_py()
+        raise DataError(
+            f"{source}: {n_outside} label(s) outside the classes 0..{num_classes - 1} (e.g. {first}); "
+            "set dataset.num_classes or fix the labels"
+        )
+    empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
+    n_empty = pc.sum(empty).as_py() or 0
+    if n_empty:
+        if n_empty == len(ds):
+            raise DataError(f"{source}: all {n_empty} texts are empty or whitespace-only")
+        log.warning("%s: dropped %d empty or whitespace-only text(s) of %d", source, n_empty, len(ds))
+        keep = pc.invert(empty).to_numpy(zero_copy_only=False).nonzero()[0]
+        ds = ds.select(keep)
+    keep_columns = [c for c in ("text", "label", "rationale") if c in ds.column_names]
+    ds = ds.select_columns(keep_columns)
+    return ds
+
+
+def carve_validation(train: Dataset, val_size: float, seed: int) -> tuple[Dataset, Dataset]:
+    """Seeded, label-stratified split of ``train`` into (train, validation)."""
+    size: float | int = int(val_size) if val_size >= 1 else float(val_size)
+    if isinstance(size, int) and size >= len(train):
+        raise DataError(f"dataset.val_size={size} leaves no training examples (train has {len(train)})")
+    labels = sorted(set(train.unique("label")))
+    stratified = train.cast_column("label", ClassLabel(num_classes=max(labels) + 1))
+    try:
+        parts = stratified.train_test_split(test_size=size, stratify_by_column="label", seed=seed)
+    except ValueError:  # a class too small to stratify: fall back to a plain seeded split
+        parts = stratified.train_test_split(test_size=size, seed=seed)
+    train_part, val_part = parts["train"], parts["test"]
+    value_type = train.features["label"]
+    return train_part.cast_column("label", value_type), val_part.cast_column("label", value_type)

@@ -1,0 +1,90 @@
+"""SAFR's loss: ``L = CE + λ_imp · L_imp + λ_inter · L_inter (+ β · VMASK information)`` (DESIGN §5).
+
+Padding never enters a term: the official code lets PAD tokens dominate both regularizers, so our
+λ values are not numerically the paper's (compare trends across the grid, not values).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from safr_lightning.metrics.superposition import polysemanticity
+
+
+def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
+    """sqrt with gradient 0 (not inf · 0 = NaN) at 0, the value of a one-token text."""
+    positive = x > 0
+    return torch.where(positive, torch.where(positive, x, 1.0).sqrt(), 0.0)
+
+
+def importance_loss(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``L_imp = Σ_{b,i} m_bi sqrt(P_bi / E) / Σ m`` on the VMASK output h [B, T, E]; a scalar."""
+    m = mask.to(torch.float32)
+    poly = polysemanticity(h, mask)
+    return (_safe_sqrt(poly / h.shape[-1]) * m).sum() / m.sum().clamp_min(1)
+
+
+def interaction_loss(attention: torch.Tensor, mask: torch.Tensor, include_self: bool = False) -> torch.Tensor:
+    """``L_inter = Σ_{b,α,i≠j} m_bi m_bj A_bαij (1 − I^A_bαij) / (M · Σ_b n_b (n_b − 1))``; a scalar.
+
+    ``attention`` A [B, M, T, T] (rows sum to 1 over real keys), ``I^A = A Aᵀ`` per head: one
+    batched matmul, O(T³) per head, never a [.., T, T, T] tensor. ``include_self`` sums over all
+    pairs (i = j too) and divides by ``M · Σ n_b²``: the paper's printed formula.
+    """
+    a = attention.float()
+    heads, t = a.shape[1], a.shape[-1]
+    m = mask.to(a.dtype)
+    pair = m[:, None, :, None] * m[:, None, None, :]  # [B, 1, T, T]
+    n = m.sum(-1)
+    if include_self:
+        pairs = n.square().sum()
+    else:
+        pair = pair * (1 - torch.eye(t, device=a.device, dtype=a.dtype))
+        pairs = (n * (n - 1)).sum()
+    inter = a @ a.transpose(-1, -2)
+    total = (pair * a * (1 - inter)).sum()
+    return total / (heads * pairs).clamp_min(1)
+
+
+def vmask_information(q: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Mean over real tokens of ``q log q + (1 − q) log(1 − q)`` (VMASK's β term); a scalar.
+
+    q: [B, T] keep probabilities softmax(p)[..., 1].
+    """
+    q = q.float().clamp(eps, 1 - eps)
+    neg_entropy = q * q.log() + (1 - q) * (1 - q).log()
+    m = mask.to(neg_entropy.dtype)
+    return (neg_entropy * m).sum() / m.sum().clamp_min(1)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    imp: float = 0.0
+    inter: float = 0.0
+    beta: float = 0.0
+    inter_include_self: bool = False
+
+
+def safr_loss(
+    logits: torch.Tensor, labels: torch.Tensor, trace: dict[str, torch.Tensor], weights: LossWeights
+) -> dict[str, torch.Tensor]:
+    """Every term of the loss, by name: ``loss_ce``, ``loss_imp``, ``loss_inter`` (+ ``loss_info``), ``loss``.
+
+    Terms whose weight is 0 are still computed (detached) so they can be logged and compared
+    across the λ grid; they cost one Gram matrix and one A·Aᵀ per batch.
+    """
+    mask = trace["attention_mask"]
+    terms: dict[str, torch.Tensor] = {"loss_ce": F.cross_entropy(logits.float(), labels)}
+    with torch.set_grad_enabled(torch.is_grad_enabled() and weights.imp > 0):
+        terms["loss_imp"] = importance_loss(trace["vmask"], mask)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and weights.inter > 0):
+        terms["loss_inter"] = interaction_loss(trace["attention"], mask, weights.inter_include_self)
+    total = terms["loss_ce"] + weights.imp * terms["loss_imp"] + weights.inter * terms["loss_inter"]
+    if weights.beta > 0:
+        terms["loss_info"] = vmask_information(trace["vmask_prob"], mask)
+        total = total + weights.beta * terms["loss_info"]
+    terms["loss"] = total
+    return terms

@@ -1,0 +1,1 @@
+"""Pure tensor functions over traces: superposition metrics, deletion evaluation."""

@@ -1,0 +1,148 @@
+"""The SAFR classifier: embedding → VMASK → positions → post-LN transformer blocks → masked mean → linear.
+
+One readable file in the manner of nanoGPT. ``forward`` returns the logits and, when asked, a
+*trace*: the named activations that losses, metrics, callbacks and figures read (DESIGN §3). No
+hooks, no attributes set during forward.
+
+Shapes: B texts, T tokens (the longest text in the batch), E = d_model, M heads, F = d_ff.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from safr_lightning.model.vmask import VMask
+
+
+@dataclass
+class ModelOutput:
+    """``logits`` [B, C]; ``trace`` maps DESIGN §3's names to tensors, or is None."""
+
+    logits: torch.Tensor
+    trace: dict[str, torch.Tensor] | None = None
+
+
+def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
+    """Vaswani et al.'s encoding, [length, d_model]; each position's vector has norm sqrt(d_model / 2)."""
+    position = torch.arange(length, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    pe = torch.zeros(length, d_model)
+    pe[:, 0::2] = torch.sin(position * freq)
+    pe[:, 1::2] = torch.cos(position * freq[: d_model // 2])
+    return pe
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention that also returns its weights A [B, M, T, T] (needed by L_inter)."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, T, E], mask [B, T] (True = real token) -> (output [B, T, E], weights [B, M, T, T])."""
+        b, t, e = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, e // self.n_heads).permute(2, 0, 3, 1, 4)
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+        # A finite fill, not -inf: a (never expected) all-padding row then stays finite.
+        scores = scores.masked_fill(~mask[:, None, None, :], torch.finfo(scores.dtype).min)
+        weights = scores.softmax(-1)
+        out = (self.dropout(weights).to(v.dtype) @ v).transpose(1, 2).reshape(b, t, e)
+        return self.out(out), weights
+
+
+class Block(nn.Module):
+    """Post-LN transformer block (as ``nn.TransformerEncoderLayer`` with ``norm_first=False``)."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float) -> None:
+        super().__init__()
+        self.attn = SelfAttention(d_model, n_heads, dropout)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.fc1 = nn.Linear(d_model, d_ff)
+        self.fc2 = nn.Linear(d_ff, d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        attn_out, attention = self.attn(x, mask)
+        x = self.norm1(x + self.dropout(attn_out))
+        fc1 = F.relu(self.fc1(x))
+        fc2 = self.fc2(self.dropout(fc1))
+        x = self.norm2(x + self.dropout(fc2))
+        return x, {"attention": attention, "attn_out": attn_out, "fc1": fc1, "fc2": fc2, "block_out": x}
+
+
+class SAFRTransformer(nn.Module):
+    """The 1-layer (by default) transformer classifier of the paper, with an optional VMASK layer."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int = 2,
+        *,
+        d_model: int = 256,
+        n_heads: int = 8,
+        d_ff: int = 1024,
+        n_layers: int = 1,
+        dropout: float = 0.1,
+        vmask: bool = True,
+        vmask_hidden: int = 1024,
+        vmask_tau: float = 1.0,
+        max_len: int = 512,
+        pad_id: int = 0,
+    ) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
+        # Scaled by sqrt(E) in forward: std E^-1/2 gives token norms ~sqrt(E), comparable to the
+        # positional encoding's sqrt(E/2), so neither drowns the other.
+        nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
+        with torch.no_grad():
+            self.embedding.weight[pad_id].zero_()
+        self.vmask = VMask(d_model, vmask_hidden, vmask_tau) if vmask else None
+        self.register_buffer("positions", sinusoidal_positions(max_len, d_model), persistent=False)
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, d_ff, dropout) for _ in range(n_layers))
+        self.classifier = nn.Linear(d_model, num_classes)
+
+    def _positions(self, length: int) -> torch.Tensor:
+        if length <= self.positions.shape[0]:
+            return self.positions[:length]
+        return sinusoidal_positions(length, self.d_model).to(self.positions.device)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_trace: bool = False
+    ) -> ModelOutput:
+        """input_ids [B, T] long, attention_mask [B, T] (1/True = real token) -> logits [B, C] (+ trace)."""
+        mask = attention_mask.bool()
+        m = mask.unsqueeze(-1)
+        e = self.embedding(input_ids) * math.sqrt(self.d_model)
+        if self.vmask is not None:
+            h, keep, keep_prob = self.vmask(e, mask)
+        else:  # the Baseline: every real token passes untouched
+            h = e * m
+            keep = keep_prob = mask.to(e.dtype)
+        x = self.dropout(h + self._positions(input_ids.shape[1]))
+        trace: dict[str, torch.Tensor] = {}
+        for i, block in enumerate(self.blocks):
+            x, parts = block(x, mask)
+            if return_trace:
+                trace.update({f"blocks.{i}.{name}": value for name, value in parts.items()})
+                if i == 0:
+                    trace.update(parts)
+        n = mask.sum(1, keepdim=True).clamp_min(1).to(x.dtype)
+        pooled = (x * m).sum(1) / n
+        logits = self.classifier(pooled)
+        if not return_trace:
+            return ModelOutput(logits)
+        trace.update(embedding=e, vmask=h, vmask_keep=keep, vmask_prob=keep_prob, attention_mask=mask)
+        return ModelOutput(logits, trace)

@@ -1,0 +1,160 @@
+"""``SAFRModule``: the LightningModule that trains and evaluates a :class:`SAFRTransformer`.
+
+It owns the loss (every term logged on its own), accuracy per stage (torchmetrics, so it syncs
+across devices), the optimizer, and the tokenizer: the vocabulary is saved in the checkpoint's
+hyperparameters, so ``SAFRModule.load_from_checkpoint(path)`` restores a model that can
+``encode`` new text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from tokenizers import Tokenizer
+from torchmetrics.classification import MulticlassAccuracy
+
+from safr_lightning.data.tokenizer import PAD_ID, tokenizer_from_json
+from safr_lightning.errors import NonFiniteLossError, SAFRError
+from safr_lightning.losses import LossWeights, safr_loss
+from safr_lightning.model.transformer import ModelOutput, SAFRTransformer
+
+Batch = dict[str, torch.Tensor]
+
+
+class SAFRModule(L.LightningModule):
+    """Model + loss + metrics.
+
+    Args:
+        tokenizer_json: the serialized ``tokenizers`` vocabulary (``Tokenizer.to_str()``).
+        num_classes: number of labels.
+        model: ``model`` config (d_model, n_heads, d_ff, n_layers, dropout, vmask, compile).
+        vmask: ``vmask`` config (hidden, tau, beta).
+        lambdas: ``{"imp": λ_imp, "inter": λ_inter}``.
+        loss: ``{"inter_include_self": bool}``.
+        optim: ``{"lr": ..., "weight_decay": ...}``.
+        max_len: the truncation length (sizes the positional table).
+        seed: reseeds the global RNGs at every epoch start (see ``on_train_epoch_start``).
+        nan_check_every: check the loss for NaN/inf every this many steps.
+        run_config: the whole resolved run config, kept for provenance (optional).
+    """
+
+    def __init__(
+        self,
+        tokenizer_json: str,
+        num_classes: int,
+        model: dict[str, Any],
+        vmask: dict[str, Any],
+        lambdas: dict[str, float],
+        loss: dict[str, Any] | None = None,
+        optim: dict[str, Any] | None = None,
+        max_len: int = 512,
+        seed: int = 0,
+        nan_check_every: int = 1,
+        run_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        # Not sent to loggers: the tokenizer JSON is megabytes; loggers get the run config instead.
+        self.save_hyperparameters(logger=False)
+        self.tokenizer: Tokenizer = tokenizer_from_json(tokenizer_json)
+        self.model = SAFRTransformer(
+            vocab_size=self.tokenizer.get_vocab_size(),
+            num_classes=num_classes,
+            d_model=model["d_model"],
+            n_heads=model["n_heads"],
+            d_ff=model["d_ff"],
+            n_layers=model["n_layers"],
+            dropout=model["dropout"],
+            vmask=model["vmask"],
+            vmask_hidden=vmask["hidden"],
+            vmask_tau=vmask["tau"],
+            max_len=max(max_len, 512),
+            pad_id=PAD_ID,
+        )
+        loss = loss or {}
+        self.weights = LossWeights(
+            imp=float(lambdas["imp"]),
+            inter=float(lambdas["inter"]),
+            beta=float(vmask.get("beta", 0.0)),
+            inter_include_self=bool(loss.get("inter_include_self", False)),
+        )
+        self.optim_cfg = {"lr": 1e-4, "weight_decay": 0.0, **(optim or {})}
+        self.seed = seed
+        self.nan_check_every = max(1, nan_check_every)
+        self.compile_model = bool(model.get("compile", False))
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    # -- public API -------------------------------------------------------------------------
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_trace: bool = False
+    ) -> ModelOutput:
+        return self.model(input_ids, attention_mask, return_trace=return_trace)
+
+    def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenize ``texts`` as in training: ``input_ids`` [B, T] and ``attention_mask`` [B, T] (bool),
+        padded to the longest text, on this module's device."""
+        if isinstance(texts, str):
+            texts = [texts]
+        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        empty = [i for i, enc in enumerate(encodings) if not enc.ids]
+        if empty:
+            raise SAFRError(f"text {empty[0]} has no tokens (empty or whitespace-only)")
+        width = max(len(enc.ids) for enc in encodings)
+        ids = torch.full((len(encodings), width), PAD_ID, dtype=torch.long)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = torch.tensor(enc.ids, dtype=torch.long)
+        return {"input_ids": ids.to(self.device), "attention_mask": (ids != PAD_ID).to(self.device)}
+
+    # -- training ---------------------------------------------------------------------------
+
+    def configure_model(self) -> None:
+        if self.compile_model and not getattr(self, "_compiled", False):
+            # In place, so state-dict keys (and checkpoints) stay those of the plain model.
+            self.model.compile(dynamic=True)
+            self._compiled = True
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(
+            self.parameters(), lr=self.optim_cfg["lr"], weight_decay=self.optim_cfg["weight_decay"]
+        )
+
+    def on_train_epoch_start(self) -> None:
+        # Dropout and Gumbel noise of epoch e depend on (seed, e) alone, so a run resumed from an
+        # end-of-epoch checkpoint replays exactly what the uninterrupted run would have done.
+        L.seed_everything(self.seed * 1_000_003 + self.current_epoch, workers=True, verbose=False)
+
+    def _shared_step(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        out = self.model(batch["input_ids"], batch["attention_mask"], return_trace=True)
+        terms = safr_loss(out.logits, batch["labels"], out.trace, self.weights)
+        return terms, out.logits
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        terms, logits = self._shared_step(batch)
+        if self.global_step % self.nan_check_every == 0 and not torch.isfinite(terms["loss"]):
+            raise NonFiniteLossError(self.global_step, {k: float(v) for k, v in terms.items()})
+        batch_size = len(batch["labels"])
+        self.log_dict(
+            {f"train/{k}": v for k, v in terms.items()}, on_step=True, on_epoch=True, batch_size=batch_size
+        )
+        self.train_acc(logits, batch["labels"])
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=batch_size)
+        return terms["loss"]
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        terms, logits = self._shared_step(batch)
+        batch_size = len(batch["labels"])
+        self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=batch_size)
+        self.val_acc(logits, batch["labels"])
+        self.log("val/acc", self.val_acc, prog_bar=True, batch_size=batch_size)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        terms, logits = self._shared_step(batch)
+        batch_size = len(batch["labels"])
+        self.log_dict({f"test/{k}": v for k, v in terms.items()}, batch_size=batch_size)
+        self.test_acc(logits, batch["labels"])
+        self.log("test/acc", self.test_acc, batch_size=batch_size)

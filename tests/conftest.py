@@ -1,0 +1,71 @@
+"""Shared fixtures: composed Hydra configs, the real-data directory, a trained tiny checkpoint."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from safr_lightning.config import register_configs
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Small enough that a whole train/val/test cycle takes a second or two on 2 cores.
+TINY = [
+    "dataset=synthetic",
+    "debug=tiny",
+    "logger=none",
+    "dataset.synthetic.train_size=256",
+    "dataset.synthetic.val_size=64",
+    "dataset.synthetic.test_size=64",
+    "data.batch_size=16",
+    "data.eval_batch_size=32",
+]
+
+
+def real_data_dir() -> Path | None:
+    env = os.environ.get("SAFR_DATA_DIR")
+    for candidate in (Path(env) if env else None, SHARED_DATA):
+        if candidate is not None and (candidate / "sst2" / "train.parquet").is_file():
+            return candidate
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if real_data_dir() is not None:
+        return
+    reason = "needs the real data: ../shared/data or SAFR_DATA_DIR (CI has it)"
+    for item in items:
+        if "real_data" in item.keywords:
+            item.add_marker(pytest.mark.skipif(True, reason=reason))
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    path = real_data_dir()
+    assert path is not None  # collection marks real_data tests to skip without it
+    return path
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Compose ``conf/train.yaml`` with overrides, as the CLI would (the tiny synthetic setup by default)."""
+    register_configs()
+
+    def _make(*overrides: str, tiny: bool = True) -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("train", overrides=[*(TINY if tiny else []), *overrides])
+        with open_dict(cfg):
+            cfg.data.cache_dir = str(tmp_path / "hf-cache")
+        return cfg
+
+    return _make

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from safr_lightning.config import DatasetConfig
+from safr_lightning.data import sources
+from safr_lightning.data.sources import load_raw_splits
+from safr_lightning.errors import DataError
+
+
+def cfg_for(directory: Path, **kw: object) -> DatasetConfig:
+    return OmegaConf.structured(DatasetConfig(name="local", local_dir=str(directory), **kw))
+
+
+def write(directory: Path, split: str, rows: list[tuple[str, int]], fmt: str = "parquet") -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame(rows, columns=["text", "label"])
+    if fmt == "parquet":
+        df.to_parquet(directory / f"{split}.parquet")
+    elif fmt == "csv":
+        df.to_csv(directory / f"{split}.csv", index=False)
+    else:
+        df.to_json(directory / f"{split}.jsonl", orient="records", lines=True)
+
+
+ROWS = [(f"text number {i} {'good' if i % 2 else 'bad'}", i % 2) for i in range(40)]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_local_directory_in_any_format(tmp_path: Path, fmt: str) -> None:
+    for split in ("train", "validation", "test"):
+        write(tmp_path, split, ROWS, fmt)
+    splits = load_raw_splits(cfg_for(tmp_path), str(tmp_path / "cache"))
+    assert {s: len(d) for s, d in splits.items()} == {"train": 40, "validation": 40, "test": 40}
+    assert splits["train"].column_names == ["text", "label"]
+
+
+def test_missing_validation_is_carved_stratified_and_seeded(tmp_path: Path) -> None:
+    write(tmp_path, "train", ROWS)
+    write(tmp_path, "test", ROWS[:10])
+    a = load_raw_splits(cfg_for(tmp_path, val_size=0.25), str(tmp_path / "c"))
+    b = load_raw_splits(cfg_for(tmp_path, val_size=0.25), str(tmp_path / "c"))
+    assert (len(a["train"]), len(a["validation"])) == (30, 10)
+    assert sorted(a["validation"]["label"]) == [0] * 5 + [1] * 5
+    assert a["validation"]["text"] == b["validation"]["text"]
+    assert not set(a["validation"]["text"]) & set(a["train"]["text"])
+    c = load_raw_splits(cfg_for(tmp_path, val_size=0.25, split_seed=1), str(tmp_path / "c"))
+    assert c["validation"]["text"] != a["validation"]["text"]
+
+
+def test_empty_texts_are_dropped(tmp_path: Path) -> None:
+    write(tmp_path, "train", [*ROWS, ("   ", 1), ("", 0)])
+    write(tmp_path, "validation", ROWS)
+    write(tmp_path, "test", ROWS)
+    assert len(load_raw_splits(cfg_for(tmp_path), str(tmp_path / "c"))["train"]) == 40
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([("good", 0), ("bad", 2)], "outside the classes"),
+        ([("", 0), (" ", 1)], "empty or whitespace-only"),
+    ],
+)
+def test_bad_rows_raise_one_clear_error(tmp_path: Path, rows: list, message: str) -> None:
+    write(tmp_path, "train", rows)
+    write(tmp_path, "test", ROWS)
+    with pytest.raises(DataError, match=message):
+        load_raw_splits(cfg_for(tmp_path), str(tmp_path / "c"))
+
+
+def test_missing_split_and_missing_column(tmp_path: Path) -> None:
+    write(tmp_path, "train", ROWS)
+    with pytest.raises(DataError, match="missing test split"):
+        load_raw_splits(cfg_for(tmp_path), str(tmp_path / "c"))
+    pd.DataFrame({"sentence": ["a"], "label": [0]}).to_parquet(tmp_path / "test.parquet")
+    with pytest.raises(DataError, match="missing column"):
+        load_raw_splits(cfg_for(tmp_path), str(tmp_path / "c"))
+
+
+def test_unreachable_hub_names_the_offline_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SAFR_DATA_DIR", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(sources, "_hub_reachable", lambda timeout=5.0: False)
+    cfg = OmegaConf.structured(DatasetConfig(name="sst2", hub_id="SetFit/sst2"))
+    with pytest.raises(DataError, match="SAFR_DATA_DIR"):
+        load_raw_splits(cfg)
+
+
+def test_data_dir_env_points_at_named_dataset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for split in ("train", "validation", "test"):
+        write(tmp_path / "sst2", split, ROWS)
+    monkeypatch.setenv("SAFR_DATA_DIR", str(tmp_path))
+    cfg = OmegaConf.structured(DatasetConfig(name="sst2", hub_id="SetFit/sst2"))
+    assert len(load_raw_splits(cfg, str(tmp_path / "c"))["test"]) == 40

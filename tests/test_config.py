@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import open_dict
+
+from safr_lightning.config import validate
+from safr_lightning.errors import ConfigError
+
+
+def test_defaults_compose_like_the_paper(make_cfg: Callable) -> None:
+    cfg = make_cfg(tiny=False)
+    assert cfg.dataset.name == "sst2" and cfg.dataset.max_len == 128
+    assert cfg["lambda"].imp == 0.1 and cfg["lambda"].inter == 0.1
+    assert cfg.model.vmask and cfg.model.d_model == 256 and cfg.model.d_ff == 1024 and cfg.model.n_heads == 8
+    assert cfg.optim.lr == 1e-4 and cfg.data.batch_size == 32
+    assert cfg.callbacks.early_stopping.patience == 3 and cfg.trainer.max_epochs == 100
+    validate(cfg)
+
+
+def test_baseline_has_no_vmask_and_no_regularization(make_cfg: Callable) -> None:
+    cfg = make_cfg("model=baseline", tiny=False)
+    assert not cfg.model.vmask and cfg["lambda"].imp == 0 and cfg["lambda"].inter == 0
+    cfg = make_cfg("model=baseline", "lambda.imp=0.5", tiny=False)  # an explicit override still wins
+    assert cfg["lambda"].imp == 0.5
+
+
+def test_imdb_and_experiment_groups(make_cfg: Callable) -> None:
+    cfg = make_cfg("dataset=imdb", "lambda.imp=0.1", "lambda.inter=1", tiny=False)
+    assert cfg.dataset.max_len == 256 and cfg.dataset.carve_validation and cfg.dataset.val_size == 5000
+    assert cfg["lambda"].inter == 1.0
+    cfg = make_cfg("experiment=imdb_safr", tiny=False)
+    assert cfg.dataset.name == "imdb" and cfg["lambda"].inter == 1.0
+
+
+@pytest.mark.parametrize(
+    "override", ["lambda.imp=abc", "model.foo=1", "dataset=nope", "trainer.max_epochs=1.5"]
+)
+def test_wrong_types_and_unknown_keys_fail_at_composition(make_cfg: Callable, override: str) -> None:
+    with pytest.raises(ConfigCompositionException):
+        make_cfg(override)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("lambda.imp", -0.1, "lambda.imp=-0.1"),
+        ("lambda.inter", float("nan"), "lambda.inter=nan"),
+        ("srs.ks", [0, 30], "srs.ks"),
+        ("srs.ks", [30, 100], "srs.ks"),
+        ("dataset.max_len", 0, "dataset.max_len=0"),
+        ("model.d_model", 30, "model.d_model=30"),
+        ("model.n_layers", 0, "model.n_layers=0"),
+        ("srs.scorer", "magic", "srs.scorer='magic'"),
+    ],
+)
+def test_out_of_range_values_are_named(make_cfg: Callable, key: str, value: object, message: str) -> None:
+    cfg = make_cfg()
+    with open_dict(cfg):
+        node, leaf = key.rsplit(".", 1)
+        cfg[node][leaf] = value
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        validate(cfg)
