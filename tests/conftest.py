@@ -16,6 +16,13 @@ REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
+# For CLI subprocesses: this checkout's sources (not whatever an editable install points at).
+SUBPROCESS_ENV = {
+    "PYTHONPATH": os.pathsep.join([str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    "WANDB_MODE": "disabled",
+    "HF_HUB_OFFLINE": "1",
+}
+
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.conftest import REPO, TINY
+from tests.conftest import REPO, SUBPROCESS_ENV, TINY
 
 from safr_lightning.experiment import run_training
 from safr_lightning.module import SAFRModule
@@ -19,7 +19,7 @@ def cli(
     *args: str, env: dict[str, str | None] | None = None, timeout: int = 300
 ) -> subprocess.CompletedProcess:
     """Run the train CLI; ``env`` values of None remove the variable."""
-    merged = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", **(env or {})}
+    merged = {**os.environ, **SUBPROCESS_ENV, **(env or {})}
     full_env = {k: v for k, v in merged.items() if v is not None}
     return subprocess.run(
         [sys.executable, "-m", "safr_lightning.train", *args],
@@ -82,7 +82,8 @@ def test_wandb_offline_run_lands_inside_run_dir(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_without_data_or_network_one_clear_error(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("SAFR_DATA_DIR", "HF_HUB_OFFLINE")}
-    env.update(WANDB_MODE="disabled", HF_ENDPOINT="http://127.0.0.1:9")  # nothing listens on port 9
+    env.update(WANDB_MODE="disabled", PYTHONPATH=SUBPROCESS_ENV["PYTHONPATH"])
+    env.update(HF_ENDPOINT="http://127.0.0.1:9")  # nothing listens on port 9
     proc = subprocess.run(
         [sys.executable, "-m", "safr_lightning.train", "logger=none", f"hydra.run.dir={tmp_path}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
