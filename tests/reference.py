@@ -28,9 +28,7 @@ def polysemanticity(h: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> t
         for i in real_tokens(mask, b):
             hi = h[b, i].double()
             unit = hi / (hi.norm() + eps)
-            out[b, i] = sum(
-                float(torch.dot(unit, h[b, j].double())) ** 2 for j in real_tokens(mask, b) if j != i
-            )
+            out[b, i] = sum(float(torch.dot(unit, h[b, j].double())) ** 2 for j in real_tokens(mask, b) if j != i)
     return out
 
 

@@ -35,9 +35,7 @@ def test_imdb_and_experiment_groups(make_cfg: Callable) -> None:
     assert cfg.dataset.name == "imdb" and cfg["lambda"].inter == 1.0
 
 
-@pytest.mark.parametrize(
-    "override", ["lambda.imp=abc", "model.foo=1", "dataset=nope", "trainer.max_epochs=1.5"]
-)
+@pytest.mark.parametrize("override", ["lambda.imp=abc", "model.foo=1", "dataset=nope", "trainer.max_epochs=1.5"])
 def test_wrong_types_and_unknown_keys_fail_at_composition(make_cfg: Callable, override: str) -> None:
     with pytest.raises(ConfigCompositionException):
         make_cfg(override)

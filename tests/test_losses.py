@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+
+from safr_lightning.losses import LossWeights, importance_loss, interaction_loss, safr_loss, vmask_information
 from tests.reference import importance_loss as ref_importance
 from tests.reference import interaction_loss as ref_interaction
 from tests.reference import random_attention, random_mask
-
-from safr_lightning.losses import LossWeights, importance_loss, interaction_loss, safr_loss, vmask_information
 
 LENGTHS = [6, 1, 4, 2]
 
@@ -74,9 +74,7 @@ def test_importance_loss_gradient_is_finite_when_vmask_drops_tokens() -> None:
 def test_vmask_information_is_negative_entropy_over_real_tokens() -> None:
     q = torch.tensor([[0.5, 0.9, 0.3]])
     mask = torch.tensor([[True, True, False]])
-    expected = (
-        sum(p * torch.log(torch.tensor(p)) + (1 - p) * torch.log(torch.tensor(1 - p)) for p in (0.5, 0.9)) / 2
-    )
+    expected = sum(p * torch.log(torch.tensor(p)) + (1 - p) * torch.log(torch.tensor(1 - p)) for p in (0.5, 0.9)) / 2
     assert float(vmask_information(q, mask)) == pytest.approx(float(expected), rel=1e-5)
 
 

@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.conftest import REPO, SUBPROCESS_ENV, TINY
 
 from safr_lightning.experiment import run_training
 from safr_lightning.module import SAFRModule
+from tests.conftest import REPO, SUBPROCESS_ENV, TINY
 
 
-def cli(
-    *args: str, env: dict[str, str | None] | None = None, timeout: int = 300
-) -> subprocess.CompletedProcess:
+def cli(*args: str, env: dict[str, str | None] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run the train CLI; ``env`` values of None remove the variable."""
     merged = {**os.environ, **SUBPROCESS_ENV, **(env or {})}
     full_env = {k: v for k, v in merged.items() if v is not None}
@@ -39,9 +37,7 @@ def test_training_writes_results_checkpoints_and_config(make_cfg: Callable, tmp_
     assert results["dataset"] == "synthetic" and results["lambda"] == {"imp": 0.1, "inter": 0.1}
     assert results["vmask"] is True and results["seed"] == 0
     assert results["checkpoint"] == "checkpoints/best.ckpt"
-    assert (tmp_path / "checkpoints" / "best.ckpt").is_file() and (
-        tmp_path / "checkpoints" / "last.ckpt"
-    ).is_file()
+    assert (tmp_path / "checkpoints" / "best.ckpt").is_file() and (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert (tmp_path / "config.yaml").is_file()
     assert results["timing"]["train_samples_per_s"] > 0 and results["timing"]["fit_s"] > 0
 

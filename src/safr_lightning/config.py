@@ -10,12 +10,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
 from safr_lightning.errors import ConfigError
+
+# conf/ sits beside src/ in the repository (the project is installed editable, `make install`).
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 DATASETS = ("sst2", "imdb", "synthetic", "local")
 MODELS = ("safr", "baseline")

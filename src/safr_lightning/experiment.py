@@ -76,9 +76,7 @@ def run_tags(cfg: DictConfig) -> list[str]:
     return [cfg.dataset.name, cfg.model.name, f"imp={lam.imp:g}", f"inter={lam.inter:g}", f"seed={cfg.seed}"]
 
 
-def build_callbacks(
-    cfg: DictConfig, run_dir: Path
-) -> tuple[list[Callback], ModelCheckpoint, ThroughputMonitor]:
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> tuple[list[Callback], ModelCheckpoint, ThroughputMonitor]:
     cb = cfg.callbacks
     checkpoint = ModelCheckpoint(
         dirpath=str(run_dir / CHECKPOINT_DIR),
@@ -94,9 +92,7 @@ def build_callbacks(
     callbacks: list[Callback] = [checkpoint, throughput]
     if cb.early_stopping.enabled:
         es = cb.early_stopping
-        callbacks.append(
-            EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta)
-        )
+        callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta))
     return callbacks, checkpoint, throughput
 
 

@@ -38,9 +38,7 @@ def wandb_mode(requested: str | None) -> str:
     return "online" if has_wandb_credentials() else "offline"
 
 
-def build_loggers(
-    cfg: Any, run_dir: Path, run_name: str, config: dict[str, Any], tags: list[str]
-) -> list[Logger]:
+def build_loggers(cfg: Any, run_dir: Path, run_name: str, config: dict[str, Any], tags: list[str]) -> list[Logger]:
     """Loggers for ``cfg.logger.name``; ``config`` is the resolved run config sent to W&B."""
     name = cfg.name
     if name == "none":

@@ -18,14 +18,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from safr_lightning.config import register_configs
+from safr_lightning.config import CONFIG_DIR, register_configs
 from safr_lightning.errors import SAFRError
 from safr_lightning.experiment import run_training
 from safr_lightning.loggers import finish_wandb
 from safr_lightning.results import run_identity, write_results
 
 log = logging.getLogger("safr_lightning.train")
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 register_configs()
 

@@ -24,10 +24,7 @@ def test_batch_is_padded_to_longest_text_in_batch() -> None:
 
 def test_batch_equals_per_text_padding_on_random_texts() -> None:
     g = torch.Generator().manual_seed(0)
-    texts = [
-        torch.randint(2, 100, (int(n),), generator=g).tolist()
-        for n in torch.randint(1, 20, (50,), generator=g)
-    ]
+    texts = [torch.randint(2, 100, (int(n),), generator=g).tolist() for n in torch.randint(1, 20, (50,), generator=g)]
     ds = split_of(texts)
     idx = torch.randperm(50, generator=g)[:17].tolist()
     batch = ds.__getitems__(idx)

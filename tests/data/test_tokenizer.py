@@ -24,3 +24,8 @@ def test_tokenizer_survives_json_round_trip() -> None:
     tok = build_tokenizer(["a b c a b c"], min_freq=1, max_len=5)
     again = tokenizer_from_json(tok.to_str())
     assert encode_texts(again, ["c b a z"]) == encode_texts(tok, ["c b a z"])
+
+
+def test_vocabulary_is_not_capped() -> None:
+    texts = [" ".join(f"w{i}" for i in range(40000))] * 2  # 40000 words seen twice each
+    assert build_tokenizer(texts, min_freq=2).get_vocab_size() == 40002

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from safr_lightning.metrics.superposition import capacity, interference, polysemanticity
 from tests.reference import capacity as ref_capacity
 from tests.reference import interference as ref_interference
 from tests.reference import polysemanticity as ref_polysemanticity
 from tests.reference import random_mask
-
-from safr_lightning.metrics.superposition import capacity, interference, polysemanticity
 
 LENGTHS = [5, 1, 3, 7, 2]  # padding everywhere but the longest, and a one-token text
 
@@ -24,15 +24,11 @@ def mask() -> torch.Tensor:
 
 
 def test_interference_matches_token_loop(h: torch.Tensor, mask: torch.Tensor) -> None:
-    torch.testing.assert_close(
-        interference(h, mask).double(), ref_interference(h, mask), rtol=1e-5, atol=1e-4
-    )
+    torch.testing.assert_close(interference(h, mask).double(), ref_interference(h, mask), rtol=1e-5, atol=1e-4)
 
 
 def test_polysemanticity_matches_token_loop(h: torch.Tensor, mask: torch.Tensor) -> None:
-    torch.testing.assert_close(
-        polysemanticity(h, mask).double(), ref_polysemanticity(h, mask), rtol=1e-5, atol=1e-4
-    )
+    torch.testing.assert_close(polysemanticity(h, mask).double(), ref_polysemanticity(h, mask), rtol=1e-5, atol=1e-4)
 
 
 def test_capacity_matches_token_loop(h: torch.Tensor, mask: torch.Tensor) -> None:

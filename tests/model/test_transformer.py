@@ -11,9 +11,7 @@ TRACE = {"embedding", "vmask", "vmask_keep", "vmask_prob", "attention", "attn_ou
 
 def tiny(vmask: bool = True, n_layers: int = 1) -> SAFRTransformer:
     torch.manual_seed(0)
-    return SAFRTransformer(
-        50, 3, d_model=16, n_heads=4, d_ff=32, n_layers=n_layers, vmask=vmask, vmask_hidden=8
-    )
+    return SAFRTransformer(50, 3, d_model=16, n_heads=4, d_ff=32, n_layers=n_layers, vmask=vmask, vmask_hidden=8)
 
 
 @pytest.mark.parametrize("vmask", [True, False])

@@ -52,13 +52,10 @@ def _has_split_files(directory: Path) -> bool:
 
 
 def find_split_file(directory: Path, split: str) -> Path | None:
-    found = [
-        directory / f"{split}{suffix}" for suffix in FORMATS if (directory / f"{split}{suffix}").is_file()
-    ]
+    found = [directory / f"{split}{suffix}" for suffix in FORMATS if (directory / f"{split}{suffix}").is_file()]
     if len(found) > 1:
         raise DataError(
-            f"{directory} holds several files for split '{split}' "
-            f"({', '.join(p.name for p in found)}); keep one"
+            f"{directory} holds several files for split '{split}' ({', '.join(p.name for p in found)}); keep one"
         )
     return found[0] if found else None
 
@@ -71,9 +68,7 @@ def load_raw_splits(cfg: Any, cache_dir: str | None = None) -> DatasetDict:
     disable_progress_bar()
     if cfg.name == "synthetic":
         generated = synthetic.generate(cfg.synthetic)
-        splits = {
-            name: (Dataset.from_dict(columns), f"synthetic {name}") for name, columns in generated.items()
-        }
+        splits = {name: (Dataset.from_dict(columns), f"synthetic {name}") for name, columns in generated.items()}
     else:
         directory = local_dir_for(cfg)
         if directory is not None:
@@ -86,9 +81,7 @@ def load_raw_splits(cfg: Any, cache_dir: str | None = None) -> DatasetDict:
             splits = _load_hub(cfg, cache_dir)
     checked = {name: check_split(ds, cfg.num_classes, source) for name, (ds, source) in splits.items()}
     if "validation" not in checked or cfg.carve_validation:
-        checked["train"], checked["validation"] = carve_validation(
-            checked["train"], cfg.val_size, cfg.split_seed
-        )
+        checked["train"], checked["validation"] = carve_validation(checked["train"], cfg.val_size, cfg.split_seed)
     return DatasetDict({name: checked[name] for name in SPLITS})
 
 
@@ -107,9 +100,7 @@ def _load_local(directory: Path, cache_dir: str | None) -> Sources:
         if path is None:
             if split == "validation":
                 continue
-            raise DataError(
-                f"missing {split} split: no {split}.parquet, {split}.csv or {split}.jsonl in {directory}"
-            )
+            raise DataError(f"missing {split} split: no {split}.parquet, {split}.csv or {split}.jsonl in {directory}")
         try:
             ds = load_dataset(FORMATS[path.suffix], data_files=str(path), split="train", cache_dir=cache_dir)
         except Exception as exc:  # any reader failure is the file's fault, said in one line
@@ -172,17 +163,13 @@ def check_split(ds: Dataset, num_classes: int, source: str) -> Dataset:
     """Validate columns, types and labels of one split; drop empty texts; keep text/label(/rationale)."""
     missing = [c for c in ("text", "label") if c not in ds.column_names]
     if missing:
-        raise DataError(
-            f"{source}: missing column(s) {', '.join(missing)} (found {', '.join(ds.column_names)})"
-        )
+        raise DataError(f"{source}: missing column(s) {', '.join(missing)} (found {', '.join(ds.column_names)})")
     table = ds.with_format("arrow")[:]
     text, label = table.column("text"), table.column("label")
     if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
         raise DataError(f"{source}: column 'text' must hold strings, found {text.type}")
     if not pa.types.is_integer(label.type):
-        raise DataError(
-            f"{source}: column 'label' must hold integers 0..{num_classes - 1}, found {label.type}"
-        )
+        raise DataError(f"{source}: column 'label' must hold integers 0..{num_classes - 1}, found {label.type}")
     if label.null_count or text.null_count:
         raise DataError(f"{source}: {label.null_count + text.null_count} missing value(s) in 'text'/'label'")
     outside = pc.or_(pc.less(label, 0), pc.greater_equal(label, num_classes))

@@ -34,9 +34,7 @@ def filler_words(n: int) -> list[str]:
         syllables = []
         j = i
         for _ in range(2):
-            syllables.append(
-                _CONSONANTS[j % len(_CONSONANTS)] + _VOWELS[(j // len(_CONSONANTS)) % len(_VOWELS)]
-            )
+            syllables.append(_CONSONANTS[j % len(_CONSONANTS)] + _VOWELS[(j // len(_CONSONANTS)) % len(_VOWELS)])
             j //= len(_CONSONANTS) * len(_VOWELS)
         word = "".join(syllables)
         if j:

@@ -37,8 +37,10 @@ def build_tokenizer(
     if steps:
         tokenizer.normalizer = normalizers.Sequence(steps)
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    # vocab_size: the trainer caps the vocabulary at 30000 words by default; the paper's
+    # vocabulary is every training word seen at least `min_freq` times.
     trainer = WordLevelTrainer(
-        min_frequency=min_freq, special_tokens=[PAD_TOKEN, UNK_TOKEN], show_progress=False
+        vocab_size=2**31 - 1, min_frequency=min_freq, special_tokens=[PAD_TOKEN, UNK_TOKEN], show_progress=False
     )
     tokenizer.train_from_iterator(_batched(texts), trainer=trainer)
     if tokenizer.token_to_id(PAD_TOKEN) != PAD_ID or tokenizer.token_to_id(UNK_TOKEN) != UNK_ID:

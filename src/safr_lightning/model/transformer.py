@@ -40,12 +40,11 @@ def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
 class SelfAttention(nn.Module):
     """Multi-head self-attention that also returns its weights A [B, M, T, T] (needed by L_inter)."""
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+    def __init__(self, d_model: int, n_heads: int) -> None:
         super().__init__()
         self.n_heads = n_heads
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
-        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, T, E], mask [B, T] (True = real token) -> (output [B, T, E], weights [B, M, T, T])."""
@@ -55,16 +54,17 @@ class SelfAttention(nn.Module):
         # A finite fill, not -inf: a (never expected) all-padding row then stays finite.
         scores = scores.masked_fill(~mask[:, None, None, :], torch.finfo(scores.dtype).min)
         weights = scores.softmax(-1)
-        out = (self.dropout(weights).to(v.dtype) @ v).transpose(1, 2).reshape(b, t, e)
+        out = (weights.to(v.dtype) @ v).transpose(1, 2).reshape(b, t, e)
         return self.out(out), weights
 
 
 class Block(nn.Module):
-    """Post-LN transformer block (as ``nn.TransformerEncoderLayer`` with ``norm_first=False``)."""
+    """Post-LN transformer block. Dropout on the two sublayer outputs only, as in the paper's code
+    (no dropout inside the FFN or on the attention weights, so A is what L_inter regularizes)."""
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float) -> None:
         super().__init__()
-        self.attn = SelfAttention(d_model, n_heads, dropout)
+        self.attn = SelfAttention(d_model, n_heads)
         self.norm1 = nn.LayerNorm(d_model)
         self.fc1 = nn.Linear(d_model, d_ff)
         self.fc2 = nn.Linear(d_ff, d_model)
@@ -75,7 +75,7 @@ class Block(nn.Module):
         attn_out, attention = self.attn(x, mask)
         x = self.norm1(x + self.dropout(attn_out))
         fc1 = F.relu(self.fc1(x))
-        fc2 = self.fc2(self.dropout(fc1))
+        fc2 = self.fc2(fc1)
         x = self.norm2(x + self.dropout(fc2))
         return x, {"attention": attention, "attn_out": attn_out, "fc1": fc1, "fc2": fc2, "block_out": x}
 
@@ -119,15 +119,22 @@ class SAFRTransformer(nn.Module):
             return self.positions[:length]
         return sinusoidal_positions(length, self.d_model).to(self.positions.device)
 
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_trace: bool = False
-    ) -> ModelOutput:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_trace: bool = False) -> ModelOutput:
         """input_ids [B, T] long, attention_mask [B, T] (1/True = real token) -> logits [B, C] (+ trace)."""
         mask = attention_mask.bool()
         m = mask.unsqueeze(-1)
-        e = self.embedding(input_ids) * math.sqrt(self.d_model)
+        if input_ids.is_cuda:  # torch.unique would sync the host every step; FLOPs are cheap there
+            e = self.embedding(input_ids) * math.sqrt(self.d_model)
+            logits = self.vmask.logits(e) if self.vmask is not None else None
+        else:
+            # Embedding and VMASK logits are functions of the token alone: on CPU compute them
+            # once per distinct token of the batch (a third of the tokens on IMDB) and gather.
+            tokens, where = torch.unique(input_ids, return_inverse=True)
+            e_tokens = self.embedding(tokens) * math.sqrt(self.d_model)
+            e = e_tokens[where]
+            logits = self.vmask.logits(e_tokens)[where] if self.vmask is not None else None
         if self.vmask is not None:
-            h, keep, keep_prob = self.vmask(e, mask)
+            h, keep, keep_prob = self.vmask(e, mask, logits=logits)
         else:  # the Baseline: every real token passes untouched
             h = e * m
             keep = keep_prob = mask.to(e.dtype)
