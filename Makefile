@@ -5,6 +5,18 @@ PY := $(VENV)/bin/python
 # The CPU wheel on this machine; on a GPU box use e.g. TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 TORCH ?= torch==2.13.0
 ARGS ?=
+# make sweep: which sweep (conf/sweep/), what to cross it with, where to run it. Empty DATASETS / SEEDS
+# keep the sweep's own lists (sst2,imdb and 0,1,2). LAUNCHER: basic (one job after another), joblib
+# (N_JOBS in parallel on this machine; with trainer=gpu one GPU per job), slurm (conf/hydra/launcher/slurm.yaml).
+SWEEP ?= paper
+DATASETS ?=
+SEEDS ?=
+LAUNCHER ?= basic
+N_JOBS ?=
+OVERRIDES ?=
+# make table: SWEEP_DIR defaults to the newest sweep under multirun/; K is the deletion level in %.
+SWEEP_DIR ?=
+K ?= 30
 
 .PHONY: install test test-fast train sweep table lint format clean
 
@@ -24,10 +36,12 @@ train:
 	$(PY) -m safr_lightning.train $(ARGS)
 
 sweep:
-	@echo "make sweep: not yet (the sweep issue adds conf/sweep/paper.yaml)"
+	$(PY) -m safr_lightning.train --multirun +sweep=$(SWEEP) hydra/launcher=$(LAUNCHER) \
+		$(if $(DATASETS),dataset=$(DATASETS)) $(if $(SEEDS),seed=$(SEEDS)) \
+		$(if $(N_JOBS),hydra.launcher.n_jobs=$(N_JOBS)) $(OVERRIDES)
 
 table:
-	@echo "make table: not yet (the sweep issue adds the aggregator)"
+	$(PY) -m safr_lightning.aggregate $(SWEEP_DIR) --k $(K)
 
 lint:
 	$(PY) -m ruff check .

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from safr_lightning.errors import ConfigError
 
@@ -26,6 +28,12 @@ MODELS = ("safr", "baseline")
 SCORERS = ("capacity", "random", "vmask", "attention")
 LOGGERS = ("wandb", "csv", "none")
 TRACE_LAYERS = ("embedding", "vmask", "attn_out", "fc1", "fc2", "block_out")
+SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+# `${safr.pid:}` makes a sweep folder unique (conf/train.yaml, hydra.sweep.dir). Cached, so every job
+# of a sweep sees the launching process's id. Registered at import, not in register_configs(): joblib
+# and submitit workers unpickle the task without running train.py's module code, yet resolve the dir.
+OmegaConf.register_new_resolver("safr.pid", os.getpid, use_cache=True, replace=True)
 
 
 @dataclass
@@ -217,6 +225,7 @@ def _train_config_class() -> type:
         "ckpt_path": str | None,
         "run_test": bool,
         "task_name": str,
+        "sweep_name": str,
     }
     namespace: dict[str, Any] = {
         "__annotations__": annotations,
@@ -225,6 +234,7 @@ def _train_config_class() -> type:
         "ckpt_path": None,
         "run_test": True,
         "task_name": "train",
+        "sweep_name": "adhoc",
     }
     for key, kind in annotations.items():
         if dataclasses.is_dataclass(kind):
@@ -298,6 +308,8 @@ def validate(cfg: DictConfig) -> None:
         _fail("trainer.max_epochs", cfg.trainer.max_epochs, "an integer >= 1")
     if cfg.trainer.nan_check_every < 1:
         _fail("trainer.nan_check_every", cfg.trainer.nan_check_every, "an integer >= 1")
+    if not SWEEP_NAME.fullmatch(cfg.sweep_name):
+        _fail("sweep_name", cfg.sweep_name, "letters, digits, '.', '_' and '-' (it names a folder)")
     if cfg.logger.name not in LOGGERS:
         _fail("logger.name", cfg.logger.name, " | ".join(LOGGERS))
     if cfg.logger.mode not in (None, "online", "offline", "disabled"):

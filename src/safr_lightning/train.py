@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from safr_lightning.config import CONFIG_DIR, register_configs
 from safr_lightning.errors import SAFRError
 from safr_lightning.experiment import run_training
+from safr_lightning.gpu_slots import job_gpu_slot
 from safr_lightning.loggers import finish_wandb
 from safr_lightning.results import run_identity, write_results
 
@@ -46,7 +47,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        return run_training(cfg, run_dir)
+        with job_gpu_slot(cfg, hydra_cfg):  # one GPU per job in a joblib sweep on a multi-GPU box
+            return run_training(cfg, run_dir)
     except SAFRError as exc:
         _record_failure(cfg, run_dir, str(exc))
         if multirun:

@@ -1,0 +1,99 @@
+"""The ablation table of a sweep: ``python -m safr_lightning.aggregate [SWEEP_DIR] [--k 30]``.
+
+Reads every ``results.json`` under SWEEP_DIR (default: the newest sweep under ``multirun/``) and
+writes, in SWEEP_DIR, per dataset: ``ablation_<dataset>.md`` and ``.csv`` (one row per configuration
+in Table 6's order, mean ± std over seeds, the paper's value beside each, then the missing and
+failed jobs) and ``deletion_<dataset>.png`` / ``.svg`` (the paper's Figure 3). Only reads results
+and replaces its own outputs atomically, so it is safe to run while a sweep is still going.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from safr_lightning.errors import SAFRError
+from safr_lightning.sweep.figure import deletion_figure
+from safr_lightning.sweep.files import save_figure_atomic, write_text_atomic
+from safr_lightning.sweep.jobs import FAILED, MISSING, OK, Job, collect_jobs, newest_sweep
+from safr_lightning.sweep.paper_tables import PAPER_K
+from safr_lightning.sweep.table import csv_text, datasets_of, markdown, problems, summarize
+
+DEFAULT_BASE = Path("multirun")
+
+
+def resolve_sweep_dir(arg: str | None, base: Path = DEFAULT_BASE) -> Path:
+    if arg:
+        path = Path(arg)
+        if not path.is_dir():
+            raise SAFRError(f"SWEEP_DIR={arg!r} is not a directory; pass the folder a multirun wrote")
+        return path
+    newest = newest_sweep(base)
+    if newest is None:
+        raise SAFRError(f"no sweep found under {base}/ (no multirun.yaml); pass SWEEP_DIR")
+    return newest
+
+
+class Aggregation(NamedTuple):
+    jobs: list[Job]
+    written: list[Path]
+    notes: list[str]
+
+
+def aggregate(sweep_dir: Path, k: float = PAPER_K, figures: bool = True) -> Aggregation:
+    """Write the tables (and figures) of every dataset in ``sweep_dir``."""
+    if not 0 < k < 100:
+        raise SAFRError(f"--k={k:g} is not a deletion percentage; allowed: strictly between 0 and 100")
+    jobs = collect_jobs(sweep_dir)
+    if not jobs:
+        raise SAFRError(f"no results.json and no multirun.yaml under {sweep_dir}: nothing to aggregate")
+    written: list[Path] = []
+    notes: list[str] = []
+    for dataset in datasets_of(jobs) or ["unknown"]:
+        rows = summarize(jobs, dataset, k)
+        table = markdown(dataset, rows, problems(jobs, dataset), k, sweep_dir)
+        written.append(write_text_atomic(sweep_dir / f"ablation_{dataset}.md", table))
+        written.append(write_text_atomic(sweep_dir / f"ablation_{dataset}.csv", csv_text(dataset, rows, k)))
+        fig = deletion_figure(dataset, rows) if figures else None
+        if fig is not None:
+            for ext in ("png", "svg"):
+                written.append(save_figure_atomic(fig, sweep_dir / f"deletion_{dataset}.{ext}"))
+        elif figures:
+            notes.append(
+                f"{dataset}: no deletion accuracies (test.acc_capacity) in any results.json: no figure"
+            )
+    return Aggregation(jobs, written, notes)
+
+
+def _summary(jobs: Sequence[Job], root: Path) -> list[str]:
+    counts = {s: sum(j.status == s for j in jobs) for s in (OK, FAILED, MISSING)}
+    lines = [f"{len(jobs)} jobs: {counts[OK]} ok, {counts[FAILED]} failed, {counts[MISSING]} missing"]
+    lines += [f"  {j.status}: {j.label(root)}: {j.reason}" for j in jobs if j.status != OK]
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m safr_lightning.aggregate", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("sweep_dir", nargs="?", help="a sweep folder (default: the newest under multirun/)")
+    parser.add_argument("--k", type=float, default=PAPER_K, help="deletion level for the table, in %% (30)")
+    parser.add_argument("--no-figures", action="store_true", help="tables only")
+    args = parser.parse_args(argv)
+    try:
+        sweep_dir = resolve_sweep_dir(args.sweep_dir)
+        result = aggregate(sweep_dir, k=args.k, figures=not args.no_figures)
+    except SAFRError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(_summary(result.jobs, sweep_dir) + result.notes))
+    for path in result.written:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""What a sweep directory holds: the jobs it asked for, the jobs that ran, and how each one ended.
+
+A Hydra multirun leaves ``multirun.yaml`` (the master config: the sweeper's ``params`` and the
+command line) in the sweep root and, per job, ``.hydra/overrides.yaml`` (the job's overrides) and,
+when the job got that far, ``results.json``. The expected jobs are recomputed exactly as Hydra's
+basic sweeper expands them; a job is matched to its folder by its overrides. Reading only: nothing
+here writes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from safr_lightning.results import RESULTS_FILE
+
+MULTIRUN_FILE = "multirun.yaml"
+OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# Keys that say which table cell a job fills (row, seed, dataset). Any other override that differs
+# between jobs makes a configuration of its own, so that different settings are never averaged.
+IDENTITY_KEYS = frozenset(
+    {"seed", "dataset", "row", "model", "lambda", "lambda.imp", "lambda.inter", "sweep", "sweep_name"}
+)
+
+OK, FAILED, MISSING = "ok", "failed", "missing"
+
+
+@dataclass(frozen=True)
+class ExpectedJob:
+    num: int
+    overrides: tuple[str, ...]
+    dataset: str | None
+
+
+@dataclass
+class Job:
+    """One job of a sweep: asked for (``num``), run (``dir``), or both."""
+
+    num: int | None
+    overrides: tuple[str, ...]
+    dir: Path | None
+    results: dict[str, Any] | None
+    status: str  # ok | failed | missing
+    reason: str
+    dataset: str | None
+    variant: tuple[str, ...] = ()
+
+    def label(self, root: Path) -> str:
+        if self.dir is not None:
+            return self.dir.relative_to(root).as_posix() if self.dir.is_relative_to(root) else str(self.dir)
+        return f"job {self.num}"
+
+
+def _parse(overrides: list[str]) -> list[Any]:
+    return OverridesParser.create().parse_overrides(overrides)
+
+
+def _key(override: Any) -> str:
+    """``+row`` and ``row`` name the same thing here; the prefix only tells Hydra how to compose it."""
+    return str(override.get_key_element()).lstrip("+~")
+
+
+def override_dict(overrides: tuple[str, ...] | list[str]) -> dict[str, str]:
+    return {_key(o): str(o.get_value_element_as_str()) for o in _parse(list(overrides))}
+
+
+def expected_jobs(sweep_root: Path) -> list[ExpectedJob] | None:
+    """The jobs ``multirun.yaml`` asked for, numbered as Hydra numbered them; None if unknowable."""
+    path = sweep_root / MULTIRUN_FILE
+    if not path.is_file():
+        return None
+    master = OmegaConf.load(path)
+    sweeper = OmegaConf.select(master, "hydra.sweeper._target_")
+    if sweeper != BASIC_SWEEPER:  # another sweeper (optuna, ...) decides its jobs as it goes
+        return None
+    params = OmegaConf.select(master, "hydra.sweeper.params") or {}
+    task = list(OmegaConf.select(master, "hydra.overrides.task") or [])
+    lines = [f"{key}={value}" for key, value in params.items()] + [str(t) for t in task]
+    batches = BasicSweeper.split_arguments(_parse(lines), max_batch_size=None)
+    default_dataset = OmegaConf.select(master, "dataset.name", default=None)
+    jobs = []
+    for num, overrides in enumerate(job for batch in batches for job in batch):
+        dataset = override_dict(overrides).get("dataset", default_dataset)
+        jobs.append(ExpectedJob(num, tuple(overrides), dataset))
+    return jobs
+
+
+def _read_results(run_dir: Path) -> tuple[dict[str, Any] | None, str]:
+    path = run_dir / RESULTS_FILE
+    if not path.is_file():
+        return None, "no results.json (the job was killed, or is still running)"
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable results.json: {exc}"
+    if not isinstance(results, dict):
+        return None, "unreadable results.json: not a JSON object"
+    return results, ""
+
+
+def _has_identity(results: dict[str, Any]) -> bool:
+    lam = results.get("lambda")
+    return (
+        bool(results.get("dataset"))
+        and "model" in results
+        and isinstance(lam, dict)
+        and {"imp", "inter"} <= set(lam)
+    )
+
+
+def _job_from_dir(
+    run_dir: Path, num: int | None, overrides: tuple[str, ...], dataset: str | None = None
+) -> Job:
+    results, problem = _read_results(run_dir)
+    if results is None:
+        status, reason = (FAILED if problem.startswith("unreadable") else MISSING), problem
+    elif results.get("status") == OK and not _has_identity(results):
+        status, reason = FAILED, "results.json lacks the run's identity (dataset, model, lambda.imp/inter)"
+    elif results.get("status") == OK:
+        status, reason = OK, ""
+    elif results.get("status") == FAILED:
+        status, reason = FAILED, str(results.get("reason") or "no reason recorded")
+    else:
+        status = MISSING
+        reason = f"results.json says status={results.get('status')!r} (killed, or still running)"
+    if results is not None and results.get("dataset"):
+        dataset = str(results["dataset"])
+    return Job(num, overrides, run_dir, results, status, reason, dataset)
+
+
+def _sweep_roots(sweep_dir: Path) -> list[Path]:
+    return sorted(p.parent for p in sweep_dir.rglob(MULTIRUN_FILE))
+
+
+def _job_overrides(run_dir: Path) -> tuple[str, ...]:
+    path = run_dir / OVERRIDES_FILE
+    if not path.is_file():
+        return ()
+    return tuple(str(o) for o in OmegaConf.load(path))
+
+
+def collect_jobs(sweep_dir: Path) -> list[Job]:
+    """Every job under ``sweep_dir``: expected by a ``multirun.yaml`` below it, or holding results."""
+    run_dirs = {p.parent for p in sweep_dir.rglob(RESULTS_FILE)}
+    run_dirs |= {p.parent.parent for p in sweep_dir.rglob(OVERRIDES_FILE.name) if p.parent.name == ".hydra"}
+    by_overrides: dict[tuple[str, ...], list[Path]] = defaultdict(list)
+    for run_dir in sorted(run_dirs):
+        by_overrides[tuple(sorted(_job_overrides(run_dir)))].append(run_dir)
+
+    jobs: list[Job] = []
+    claimed: set[Path] = set()
+    for root in _sweep_roots(sweep_dir):
+        for exp in expected_jobs(root) or []:
+            candidates = [
+                d
+                for d in by_overrides.get(tuple(sorted(exp.overrides)), [])
+                if d not in claimed and d.is_relative_to(root)
+            ]
+            if candidates:
+                claimed.add(candidates[0])
+                jobs.append(_job_from_dir(candidates[0], exp.num, exp.overrides, exp.dataset))
+            else:
+                jobs.append(Job(exp.num, exp.overrides, None, None, MISSING, "never started", exp.dataset))
+    for run_dir in sorted(run_dirs - claimed):
+        jobs.append(_job_from_dir(run_dir, None, _job_overrides(run_dir)))
+    _assign_variants(jobs)
+    return jobs
+
+
+def _assign_variants(jobs: list[Job]) -> None:
+    """Mark each job with the non-identity overrides that are not the same across all jobs."""
+    parsed = [override_dict(job.overrides) for job in jobs]
+    keys = {k for d in parsed for k in d if k.split("@")[0] not in IDENTITY_KEYS}
+    varying = sorted(k for k in keys if len({d.get(k) for d in parsed}) > 1)
+    for job, d in zip(jobs, parsed, strict=True):
+        job.variant = tuple(f"{k}={d[k]}" for k in varying if k in d)
+
+
+def newest_sweep(base: Path) -> Path | None:
+    """The sweep under ``base`` whose ``multirun.yaml`` was written last."""
+    candidates = list(base.rglob(MULTIRUN_FILE)) if base.is_dir() else []
+    return max(candidates, key=lambda p: p.stat().st_mtime).parent if candidates else None

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+from tests.sweep_fixtures import failed_results, fake_results, write_job, write_multirun
+
+from safr_lightning.sweep.jobs import FAILED, MISSING, OK, collect_jobs, expected_jobs, newest_sweep
+
+PARAMS = {"dataset": "sst2,imdb", "+row": "baseline,imp0.1_inter0.1"}
+
+
+def job_overrides(dataset: str, row: str, *extra: str) -> list[str]:
+    return [f"dataset={dataset}", f"+row={row}", "seed=0", *extra]
+
+
+def test_expected_jobs_expand_like_hydra_and_the_command_line_wins(tmp_path: Path) -> None:
+    write_multirun(tmp_path, {**PARAMS, "seed": "0,1,2"}, ["seed=0", "trainer.max_epochs=1"])
+    jobs = expected_jobs(tmp_path)
+    assert jobs is not None and [j.num for j in jobs] == [0, 1, 2, 3]
+    assert [j.overrides for j in jobs] == [
+        ("dataset=sst2", "+row=baseline", "seed=0", "trainer.max_epochs=1"),
+        ("dataset=sst2", "+row=imp0.1_inter0.1", "seed=0", "trainer.max_epochs=1"),
+        ("dataset=imdb", "+row=baseline", "seed=0", "trainer.max_epochs=1"),
+        ("dataset=imdb", "+row=imp0.1_inter0.1", "seed=0", "trainer.max_epochs=1"),
+    ]
+    assert [j.dataset for j in jobs] == ["sst2", "sst2", "imdb", "imdb"]
+
+
+def test_dataset_of_a_job_without_a_dataset_override_is_the_sweeps_default(tmp_path: Path) -> None:
+    write_multirun(tmp_path, {"seed": "0,1"}, [], dataset="synthetic")
+    jobs = expected_jobs(tmp_path)
+    assert jobs is not None and {j.dataset for j in jobs} == {"synthetic"}
+
+
+def test_other_sweepers_leave_the_expected_jobs_unknown(tmp_path: Path) -> None:
+    write_multirun(tmp_path, PARAMS, [])
+    text = (tmp_path / "multirun.yaml").read_text().replace("basic_sweeper.BasicSweeper", "optuna.Sweeper")
+    (tmp_path / "multirun.yaml").write_text(text)
+    assert expected_jobs(tmp_path) is None
+    assert expected_jobs(tmp_path / "nothing-here") is None
+
+
+def test_each_job_is_ok_failed_or_missing(tmp_path: Path) -> None:
+    rng = random.Random(0)
+    write_multirun(tmp_path, {**PARAMS, "seed": "0"}, [])
+    write_job(
+        tmp_path, "0_ok", job_overrides("sst2", "baseline"), fake_results(rng, "sst2", "baseline", 0, 0, 0)
+    )
+    write_job(
+        tmp_path,
+        "1_bad",
+        job_overrides("sst2", "imp0.1_inter0.1"),
+        failed_results("sst2", "safr", 0.1, 0.1, 0, "nan"),
+    )
+    write_job(tmp_path, "2_killed", job_overrides("imdb", "baseline"), None)  # died before results.json
+    # job 3 (imdb, imp0.1_inter0.1) never started: no folder at all
+    jobs = {j.num: j for j in collect_jobs(tmp_path)}
+    assert [jobs[n].status for n in range(4)] == [OK, FAILED, MISSING, MISSING]
+    assert jobs[1].reason == "nan"
+    assert "no results.json" in jobs[2].reason and jobs[2].dir == tmp_path / "2_killed"
+    assert jobs[3].reason == "never started" and jobs[3].dir is None and jobs[3].dataset == "imdb"
+    assert jobs[3].label(tmp_path) == "job 3" and jobs[2].label(tmp_path) == "2_killed"
+
+
+def test_results_without_a_multirun_are_collected_too(tmp_path: Path) -> None:
+    write_job(tmp_path, "a", None, fake_results(random.Random(0), "sst2", "safr", 1, 1, 4))
+    (job,) = collect_jobs(tmp_path)
+    assert job.num is None and job.status == OK and job.dataset == "sst2"
+
+
+def test_an_override_that_differs_between_jobs_makes_its_own_configuration(tmp_path: Path) -> None:
+    rng = random.Random(0)
+    write_multirun(tmp_path, {"optim.lr": "0.001,0.0001", "seed": "0"}, ["dataset=sst2", "logger=csv"])
+    for i, lr in enumerate(("0.001", "0.0001")):
+        overrides = [f"optim.lr={lr}", "seed=0", "dataset=sst2", "logger=csv"]
+        write_job(tmp_path, f"{i}_lr", overrides, fake_results(rng, "sst2", "safr", 0.1, 0.1, 0))
+    variants = sorted(j.variant for j in collect_jobs(tmp_path))
+    assert variants == [("optim.lr=0.0001",), ("optim.lr=0.001",)]  # logger=csv is common: no variant
+
+
+def test_newest_sweep_is_the_last_multirun_written(tmp_path: Path) -> None:
+    old, new = tmp_path / "paper" / "a", tmp_path / "grid" / "b"
+    write_multirun(old, PARAMS, [])
+    write_multirun(new, PARAMS, [])
+    os.utime(old / "multirun.yaml", (1e9, 1e9))
+    assert newest_sweep(tmp_path) == new
+    assert newest_sweep(tmp_path / "absent") is None
+
+
+def test_results_that_do_not_say_which_run_they_are_count_as_failed(tmp_path: Path) -> None:
+    results = fake_results(random.Random(0), "sst2", "safr", 1, 1, 4)
+    del results["lambda"]
+    write_job(tmp_path, "a", None, results)
+    (job,) = collect_jobs(tmp_path)
+    assert job.status == FAILED and "identity" in job.reason
