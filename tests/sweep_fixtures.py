@@ -68,9 +68,7 @@ def fake_results(
     }
 
 
-def failed_results(
-    dataset: str, model: str, imp: float, inter: float, seed: int, reason: str
-) -> dict[str, Any]:
+def failed_results(dataset: str, model: str, imp: float, inter: float, seed: int, reason: str) -> dict[str, Any]:
     return {
         "dataset": dataset,
         "seed": seed,

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import REPO, SUBPROCESS_ENV, TINY
-from tests.sweep_fixtures import failed_results, fake_results, write_job, write_multirun
 
 from safr_lightning.aggregate import main
+from tests.conftest import REPO, SUBPROCESS_ENV, TINY
+from tests.sweep_fixtures import failed_results, fake_results, write_job, write_multirun
 
 ROWS = {
     "baseline": ("baseline", 0.0, 0.0),
@@ -55,9 +55,7 @@ def test_table_figure_and_problem_list_per_dataset(tmp_path: Path, capsys: pytes
         + ["multirun.yaml"]
     )
     sst2 = (root / "ablation_sst2.md").read_text()
-    assert (
-        "- **failed** `4_imp0.1_inter0.1_s1_sst2`: boom" in sst2 and "## Missing or failed jobs (1)" in sst2
-    )
+    assert "- **failed** `4_imp0.1_inter0.1_s1_sst2`: boom" in sst2 and "## Missing or failed jobs (1)" in sst2
     imdb = (root / "ablation_imdb.md").read_text()
     assert "- **missing** `7_imp0.1_inter0.1_s0_imdb`: no results.json" in imdb
     assert "- **missing** `job 11` (`dataset=imdb seed=1 +row=imp1_inter1`): never started" in imdb
@@ -77,9 +75,7 @@ def test_rerunning_on_a_sweep_gives_the_same_tables(tmp_path: Path) -> None:
     first = {p.name: p.read_bytes() for p in root.glob("ablation_*")}
     assert main([str(root), "--no-figures"]) == 0
     assert {p.name: p.read_bytes() for p in root.glob("ablation_*")} == first
-    assert (
-        not list(root.glob("deletion_*")) and not list(root.glob("*.tmp")) and not list(root.glob(".*.tmp"))
-    )
+    assert not list(root.glob("deletion_*")) and not list(root.glob("*.tmp")) and not list(root.glob(".*.tmp"))
 
 
 def test_k_picks_the_deletion_level(tmp_path: Path) -> None:
@@ -92,9 +88,7 @@ def test_k_picks_the_deletion_level(tmp_path: Path) -> None:
     assert record["srs_mean"] == "" and record["acc_s_mean"] != ""
 
 
-def test_without_a_dir_the_newest_sweep_under_multirun(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_without_a_dir_the_newest_sweep_under_multirun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = hand_made_sweep(tmp_path / "multirun" / "paper" / "old")
     os.utime(old / "multirun.yaml", (1e9, 1e9))
     new = hand_made_sweep(tmp_path / "multirun" / "paper" / "new")

@@ -48,9 +48,7 @@ def test_a_worker_keeps_its_gpu_across_jobs(tmp_path: Path) -> None:
         assert again == "7"
 
 
-def test_only_one_gpu_jobs_of_a_joblib_sweep_claim_a_slot(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_only_one_gpu_jobs_of_a_joblib_sweep_claim_a_slot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def cfg(accelerator: str, devices: int) -> SimpleNamespace:
         return SimpleNamespace(trainer=SimpleNamespace(accelerator=accelerator, devices=devices))
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
-from tests.conftest import CONF
 
 from safr_lightning.config import register_configs, validate
 from safr_lightning.errors import ConfigError
 from safr_lightning.sweep.jobs import expected_jobs, override_dict
 from safr_lightning.sweep.paper_tables import TABLE6_ROWS
+from tests.conftest import CONF
 
 
 def hydra_cfg(*overrides: str) -> DictConfig:
@@ -51,9 +51,7 @@ def test_paper_sweep_is_14_rows_by_3_seeds_by_2_datasets(tmp_path: Path) -> None
     assert len(jobs) == 84
     combos = {(d["dataset"], d["seed"], d["row"]) for d in (override_dict(j.overrides) for j in jobs)}
     assert (
-        len(combos) == 84
-        and {c[0] for c in combos} == {"sst2", "imdb"}
-        and {c[1] for c in combos} == {"0", "1", "2"}
+        len(combos) == 84 and {c[0] for c in combos} == {"sst2", "imdb"} and {c[1] for c in combos} == {"0", "1", "2"}
     )
     assert [j.dataset for j in jobs[:42]] == ["sst2"] * 42  # a sweep cut short has whole tables first
 
@@ -68,9 +66,7 @@ def test_command_line_overrides_replace_the_sweeps_dimensions(tmp_path: Path) ->
 
 def test_grid_sweep_is_the_full_lambda_product(tmp_path: Path) -> None:
     jobs = expand(tmp_path, "+sweep=grid", "dataset=sst2", "seed=0")
-    pairs = {
-        (override_dict(j.overrides)["lambda.imp"], override_dict(j.overrides)["lambda.inter"]) for j in jobs
-    }
+    pairs = {(override_dict(j.overrides)["lambda.imp"], override_dict(j.overrides)["lambda.inter"]) for j in jobs}
     values = ["0", "0.01", "0.1", "1", "100"]
     assert len(jobs) == 25 and pairs == {(a, b) for a in values for b in values}
     assert len(expand(tmp_path, "+sweep=grid")) == 150
@@ -92,9 +88,7 @@ def test_sweep_name_must_be_a_folder_name(make_cfg: Callable) -> None:
 
 
 def test_slurm_launcher_config_composes_on_submitit(tmp_path: Path) -> None:
-    launcher = hydra_cfg(
-        "+sweep=paper", "hydra/launcher=slurm", "hydra.launcher.partition=gpu"
-    ).hydra.launcher
+    launcher = hydra_cfg("+sweep=paper", "hydra/launcher=slurm", "hydra.launcher.partition=gpu").hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert launcher.partition == "gpu" and launcher.gpus_per_node == 1 and launcher.array_parallelism > 0
     joblib = hydra_cfg("hydra/launcher=joblib", "hydra.launcher.n_jobs=2").hydra.launcher

@@ -62,9 +62,7 @@ def aggregate(sweep_dir: Path, k: float = PAPER_K, figures: bool = True) -> Aggr
             for ext in ("png", "svg"):
                 written.append(save_figure_atomic(fig, sweep_dir / f"deletion_{dataset}.{ext}"))
         elif figures:
-            notes.append(
-                f"{dataset}: no deletion accuracies (test.acc_capacity) in any results.json: no figure"
-            )
+            notes.append(f"{dataset}: no deletion accuracies (test.acc_capacity) in any results.json: no figure")
     return Aggregation(jobs, written, notes)
 
 
@@ -76,9 +74,7 @@ def _summary(jobs: Sequence[Job], root: Path) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m safr_lightning.aggregate", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m safr_lightning.aggregate", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", nargs="?", help="a sweep folder (default: the newest under multirun/)")
     parser.add_argument("--k", type=float, default=PAPER_K, help="deletion level for the table, in %% (30)")
     parser.add_argument("--no-figures", action="store_true", help="tables only")

@@ -4,12 +4,12 @@ import random
 from pathlib import Path
 
 import pytest
-from tests.sweep_fixtures import fake_results, write_job
 
 from safr_lightning.sweep.figure import deletion_curve, deletion_figure, figure_rows
 from safr_lightning.sweep.files import save_figure_atomic
 from safr_lightning.sweep.jobs import collect_jobs
 from safr_lightning.sweep.table import summarize
+from tests.sweep_fixtures import fake_results, write_job
 
 CONFIGS = [
     ("baseline", 0.0, 0.0),
@@ -45,9 +45,7 @@ def test_deletion_curve_starts_at_the_full_test_accuracy(rows: list) -> None:
     tests = [job.results["test"] for job in row.runs]
     assert curve.capacity[0].mean == pytest.approx(sum(100 * t["acc"] for t in tests) / len(tests))
     assert curve.random[0] == curve.capacity[0]
-    assert curve.capacity[2].mean == pytest.approx(
-        sum(100 * t["acc_capacity"]["20"] for t in tests) / len(tests)
-    )
+    assert curve.capacity[2].mean == pytest.approx(sum(100 * t["acc_capacity"]["20"] for t in tests) / len(tests))
     assert curve.random[3].mean == pytest.approx(sum(100 * t["acc_random"]["30"] for t in tests) / len(tests))
 
 

@@ -4,9 +4,8 @@ import os
 import random
 from pathlib import Path
 
-from tests.sweep_fixtures import failed_results, fake_results, write_job, write_multirun
-
 from safr_lightning.sweep.jobs import FAILED, MISSING, OK, collect_jobs, expected_jobs, newest_sweep
+from tests.sweep_fixtures import failed_results, fake_results, write_job, write_multirun
 
 PARAMS = {"dataset": "sst2,imdb", "+row": "baseline,imp0.1_inter0.1"}
 
@@ -45,9 +44,7 @@ def test_other_sweepers_leave_the_expected_jobs_unknown(tmp_path: Path) -> None:
 def test_each_job_is_ok_failed_or_missing(tmp_path: Path) -> None:
     rng = random.Random(0)
     write_multirun(tmp_path, {**PARAMS, "seed": "0"}, [])
-    write_job(
-        tmp_path, "0_ok", job_overrides("sst2", "baseline"), fake_results(rng, "sst2", "baseline", 0, 0, 0)
-    )
+    write_job(tmp_path, "0_ok", job_overrides("sst2", "baseline"), fake_results(rng, "sst2", "baseline", 0, 0, 0))
     write_job(
         tmp_path,
         "1_bad",

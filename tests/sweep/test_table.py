@@ -7,11 +7,11 @@ import random
 from pathlib import Path
 
 import pytest
-from tests.sweep_fixtures import failed_results, fake_results, write_job
 
 from safr_lightning.sweep.jobs import collect_jobs
 from safr_lightning.sweep.paper_tables import TABLE6
 from safr_lightning.sweep.table import csv_text, markdown, mean_std, problems, summarize, value_at_k
+from tests.sweep_fixtures import failed_results, fake_results, write_job
 
 CONFIGS = [("safr", 0.1, 0.1), ("baseline", 0.0, 0.0), ("safr", 0.5, 2.0), ("safr", 0.0, 0.0)]
 
@@ -61,9 +61,7 @@ def test_csv_and_markdown_carry_the_same_numbers(sweep: tuple[Path, dict]) -> No
     for record in records:
         runs = written[(record["model"], float(record["lambda_imp"]), float(record["lambda_inter"]))]
         mean, std = hand_stats([r["test"]["srs"]["10"] for r in runs])
-        assert float(record["srs_mean"]) == pytest.approx(mean) and float(record["srs_std"]) == pytest.approx(
-            std
-        )
+        assert float(record["srs_mean"]) == pytest.approx(mean) and float(record["srs_std"]) == pytest.approx(std)
         assert f"{mean:.2f} ± {std:.2f}" in table
         assert record["k"] == "10" and record["n"] == "3"
 

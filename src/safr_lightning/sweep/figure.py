@@ -69,9 +69,7 @@ def figure_rows(rows: Sequence[Row]) -> list[tuple[Row, str]]:
     safr = [
         r
         for r in rows
-        if r.key.model == "safr"
-        and (r.key.imp, r.key.inter) != (0.0, 0.0)
-        and r.stats["srs"].mean is not None
+        if r.key.model == "safr" and (r.key.imp, r.key.inter) != (0.0, 0.0) and r.stats["srs"].mean is not None
     ]
     if safr:
         best = max(safr, key=lambda r: r.stats["srs"].mean)  # first of equals in table order

@@ -109,16 +109,11 @@ def _read_results(run_dir: Path) -> tuple[dict[str, Any] | None, str]:
 def _has_identity(results: dict[str, Any]) -> bool:
     lam = results.get("lambda")
     return (
-        bool(results.get("dataset"))
-        and "model" in results
-        and isinstance(lam, dict)
-        and {"imp", "inter"} <= set(lam)
+        bool(results.get("dataset")) and "model" in results and isinstance(lam, dict) and {"imp", "inter"} <= set(lam)
     )
 
 
-def _job_from_dir(
-    run_dir: Path, num: int | None, overrides: tuple[str, ...], dataset: str | None = None
-) -> Job:
+def _job_from_dir(run_dir: Path, num: int | None, overrides: tuple[str, ...], dataset: str | None = None) -> Job:
     results, problem = _read_results(run_dir)
     if results is None:
         status, reason = (FAILED if problem.startswith("unreadable") else MISSING), problem
