@@ -6,7 +6,8 @@ import torch
 from tests.reference import correlated_pairs as ref_correlated_pairs
 from tests.reference import top_fraction_mask as ref_top_fraction_mask
 
-from safr_lightning.allocation import Reservoir, group_statistics, profile_texts, token_views
+from safr_lightning.allocation import Reservoir, group_statistics, profile_texts, sample_batches, token_views
+from safr_lightning.data.batches import TokenizedSplit
 from safr_lightning.errors import SAFRError
 from safr_lightning.metrics.superposition import capacity, interference, polysemanticity
 from safr_lightning.module import SAFRModule
@@ -130,3 +131,15 @@ def test_reservoir_is_a_uniform_sample_of_everything_offered() -> None:
     # batches kept) would not.
     counts = np.histogram(sample, bins=10, range=(0, 10_000))[0]
     assert counts.min() > 60 and counts.max() < 140
+
+
+def test_sample_batches_draw_a_seeded_sample_not_the_shortest_texts() -> None:
+    lengths = torch.arange(1, 41)  # text k has k + 1 tokens
+    split = TokenizedSplit(torch.ones(int(lengths.sum()), dtype=torch.long), lengths, torch.zeros(40))
+    everything = [b["index"] for b in sample_batches(split, batch_size=16)]
+    assert sorted(torch.cat(everything).tolist()) == list(range(40))
+    sample = torch.cat([b["index"] for b in sample_batches(split, batch_size=4, max_texts=10, seed=3)])
+    again = torch.cat([b["index"] for b in sample_batches(split, batch_size=4, max_texts=10, seed=3)])
+    assert len(set(sample.tolist())) == 10 and torch.equal(sample, again)
+    assert sample.tolist() != list(range(10))  # the length-sorted loader's first 10 would be these
+    assert torch.equal(sample, sample.sort().values)  # sorted by length within the sample: little padding

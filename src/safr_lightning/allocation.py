@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from safr_lightning.data.batches import TokenizedSplit
 from safr_lightning.data.tokenizer import UNK_ID
 from safr_lightning.errors import SAFRError
 from safr_lightning.metrics.allocation import (
@@ -186,6 +187,24 @@ class GroupStatistics:
     interference_correlated: np.ndarray
     interference_other: np.ndarray
     counts: dict[str, int] = field(default_factory=dict)
+
+
+def sample_batches(
+    split: TokenizedSplit, batch_size: int, max_texts: int | None = None, seed: int = 0
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches of a seeded uniform sample of ``max_texts`` texts of ``split`` (all of it when None).
+
+    Not the evaluation loader's order: that one is sorted by length, so its first N texts would be
+    the N shortest. Within the sample, texts are sorted by length so that batches carry little padding.
+    """
+    n = len(split)
+    if max_texts is None or max_texts >= n:
+        index = torch.arange(n)
+    else:
+        index = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_texts]
+    index = index[torch.argsort(split.lengths[index], stable=True)]
+    for chunk in index.split(batch_size):
+        yield split.__getitems__(chunk.tolist())
 
 
 GROUPS = (

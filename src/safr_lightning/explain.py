@@ -23,7 +23,14 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from safr_lightning.allocation import LAYER_TITLES, TextProfile, group_statistics, profile_texts
+from safr_lightning.allocation import (
+    LAYER_TITLES,
+    GroupStatistics,
+    TextProfile,
+    group_statistics,
+    profile_texts,
+    sample_batches,
+)
 from safr_lightning.config import register_configs, validate_figures
 from safr_lightning.errors import ConfigError, SAFRError
 from safr_lightning.experiment import CHECKPOINT_DIR, quiet_known_warnings
@@ -32,6 +39,7 @@ from safr_lightning.figures import (
     group_figure,
     label_names,
     prediction_line,
+    run_label,
     save_all,
     text_figures,
 )
@@ -143,7 +151,7 @@ def format_profile(index: int, profile: TextProfile, labels: Sequence[str]) -> s
     return "\n".join(lines)
 
 
-def group_data(module: SAFRModule, split: str, max_texts: int, layer: str) -> tuple[Any, str]:
+def group_data(module: SAFRModule, split: str, max_texts: int, layer: str) -> tuple[GroupStatistics, str]:
     """Important-vs-rest statistics over ``split`` of the dataset the checkpoint was trained on."""
     from safr_lightning.data.datamodule import SAFRDataModule
 
@@ -155,9 +163,10 @@ def group_data(module: SAFRModule, split: str, max_texts: int, layer: str) -> tu
     datamodule.setup("test")
     if split not in datamodule.splits:
         raise ConfigError(f"invalid config: split={split!r}; allowed: {' | '.join(datamodule.splits)}")
-    stats = group_statistics(
-        module, datamodule.loader(split), layer=layer, max_texts=max_texts, seed=int(cfg.seed)
+    batches = sample_batches(
+        datamodule.splits[split], int(cfg.data.eval_batch_size), max_texts, int(cfg.seed)
     )
+    stats = group_statistics(module, batches, layer=layer)
     return stats, f"{cfg.dataset.name} {split}"
 
 
@@ -187,7 +196,7 @@ def run_explain(cfg: DictConfig) -> dict[str, Any]:
 
     curves, source = deletion_curves_of(run_dir)
     if curves is not None:
-        fig = curve_figure(curves, title=f"Deletion curve: {run_dir.name}")
+        fig = curve_figure(curves, title=f"Deletion curve: {run_label(module) or run_dir.name}, test set")
         written.update(save_all({"deletion_curve": fig}, out_dir, formats=cfg.formats, dpi=cfg.dpi))
     else:
         print(f"note: no deletion curve drawn: {source} (python -m safr_lightning.evaluate writes one)")

@@ -38,6 +38,19 @@ def label_names(module: Any) -> list[str]:
     return [f"label {k}" for k in range(num_classes)]
 
 
+def run_label(module: Any) -> str:
+    """``sst2, safr, λ_imp=0.1, λ_inter=0.1, seed 0`` from the checkpoint's run config ("" without one)."""
+    run_config = getattr(module, "hparams", {}).get("run_config") or {}
+    try:
+        lam = run_config["lambda"]
+        return (
+            f"{run_config['dataset']['name']}, {run_config['model']['name']}, "
+            f"λ_imp={lam['imp']:g}, λ_inter={lam['inter']:g}, seed {run_config['seed']}"
+        )
+    except (KeyError, TypeError):
+        return ""
+
+
 def shorten(text: str, width: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"

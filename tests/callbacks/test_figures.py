@@ -6,13 +6,21 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from safr_lightning.callbacks import AllocationFigures
+from safr_lightning.data.batches import TokenizedSplit
 from safr_lightning.experiment import run_training
 from safr_lightning.module import SAFRModule
 
 TEXTS = ["good kaba naba", "bad taba Zorbly", "great"]
+
+
+def tokenized(module: SAFRModule, texts: list[str]) -> TokenizedSplit:
+    ids = [enc.ids for enc in module.tokenizer.encode_batch(texts, add_special_tokens=False)]
+    flat = torch.tensor([i for row in ids for i in row])
+    return TokenizedSplit(flat, torch.tensor([len(row) for row in ids]), torch.zeros(len(ids)))
 
 
 def fake_trainer(
@@ -20,7 +28,8 @@ def fake_trainer(
 ) -> Any:
     datamodule = SimpleNamespace(
         texts={"test": {"text": TEXTS}},
-        loader=lambda split: [module.encode(TEXTS[:2]), module.encode(TEXTS[2:])],
+        splits={"test": tokenized(module, TEXTS)},
+        data_cfg=SimpleNamespace(eval_batch_size=2),
     )
     return SimpleNamespace(
         is_global_zero=rank_zero, sanity_checking=False, datamodule=datamodule, callback_metrics=metrics,

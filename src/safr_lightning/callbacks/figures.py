@@ -11,12 +11,13 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from matplotlib.figure import Figure
 
-from safr_lightning.allocation import group_statistics, profile_texts
+from safr_lightning.allocation import group_statistics, profile_texts, sample_batches
 from safr_lightning.figures import (
     curve_figure,
     group_figure,
     label_names,
     prediction_line,
+    run_label,
     save_all,
     shorten,
     text_figures,
@@ -80,21 +81,19 @@ class AllocationFigures(Callback):
                     images, captions = to_log.setdefault(name, ([], []))
                     images.append(image)
                     captions.append(caption)
-        if self.group_stats and vmask and hasattr(datamodule, "loader"):
-            stats = group_statistics(
-                pl_module,
-                datamodule.loader("test"),
-                layer=self.layer,
-                max_texts=self.max_texts,
-                seed=self.seed,
-            )
+        splits = getattr(datamodule, "splits", {}) or {}
+        if self.group_stats and vmask and "test" in splits:
+            batch_size = int(getattr(getattr(datamodule, "data_cfg", None), "eval_batch_size", 128))
+            batches = sample_batches(splits["test"], batch_size, self.max_texts, self.seed)
+            stats = group_statistics(pl_module, batches, layer=self.layer)
             for name, image in self._save(
                 {"important_vs_rest": group_figure(stats, "test")}, "test_"
             ).items():
                 to_log[name] = ([image], [f"{stats.n_texts} test texts"])
         curves = curves_from_metrics(trainer.callback_metrics)
         if curves is not None:
-            for name, image in self._save({"deletion_curve": curve_figure(curves)}, "test_").items():
+            title = f"Deletion curve: {run_label(pl_module) or 'test set'}"
+            for name, image in self._save({"deletion_curve": curve_figure(curves, title)}, "test_").items():
                 to_log[name] = ([image], ["test set"])
         self._log_wandb(trainer, to_log)
         log.info("figures: %d files written to %s", len(self.files), self.out_dir)

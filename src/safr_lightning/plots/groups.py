@@ -47,7 +47,7 @@ def group_comparison(
         axes[k].set_title(panel_title, fontsize=10)
         axes[k].set_ylabel(ylabel)
     mean_handle = Line2D([], [], ls="", marker="D", markerfacecolor="white", markeredgecolor="black",
-                         label="mean")  # fmt: skip
+                         label="mean (box: quartiles, whiskers: 5th–95th percentile)")  # fmt: skip
     box_handles = [
         Line2D([], [], color=GROUP_COLORS[0], lw=8, alpha=0.7, label=legend[0]),
         Line2D([], [], color=GROUP_COLORS[1], lw=8, alpha=0.7, label=legend[1]),
