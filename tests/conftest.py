@@ -36,6 +36,8 @@ TINY = [
     "dataset.synthetic.test_size=64",
     "data.batch_size=16",
     "data.eval_batch_size=32",
+    # Drawing takes longer than the tiny run itself; tests/callbacks/test_figures.py turns it on.
+    "callbacks.figures.enabled=false",
 ]
 
 
@@ -76,3 +78,35 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         return cfg
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory from one epoch of the tiny synthetic setup: checkpoints/best.ckpt, results.json."""
+    from safr_lightning.experiment import run_training
+
+    register_configs()
+    run_dir = tmp_path_factory.mktemp("tiny-run")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[*TINY, "trainer.max_epochs=1"])
+    with open_dict(cfg):
+        cfg.data.cache_dir = str(tmp_path_factory.mktemp("hf-cache"))
+    run_training(cfg, run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_module(tiny_run: Path):
+    """The tiny run's best checkpoint, restored on CPU in eval mode."""
+    from safr_lightning.module import SAFRModule
+
+    return SAFRModule.load_from_checkpoint(tiny_run / "checkpoints" / "best.ckpt", map_location="cpu").eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_baseline(tiny_module):
+    """An untrained Baseline (no VMASK) with the tiny run's vocabulary."""
+    from safr_lightning.module import SAFRModule
+
+    hp = tiny_module.hparams
+    return SAFRModule(hp.tokenizer_json, hp.num_classes, {**hp.model, "vmask": False}, hp.vmask, hp.lambdas).eval()

@@ -78,3 +78,50 @@ def random_attention(mask: torch.Tensor, heads: int, generator: torch.Generator)
     scores = torch.randn(B, heads, T, T, generator=generator)
     scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
     return scores.softmax(-1)
+
+
+def top_fraction_mask(scores: torch.Tensor, mask: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Per text: the floor(n·fraction + 0.5) highest scores, ties to the earlier position."""
+    out = torch.zeros(mask.shape, dtype=torch.bool)
+    for b in range(mask.shape[0]):
+        real = real_tokens(mask, b)
+        k = math.floor(len(real) * fraction + 0.5)
+        ranked = sorted(real, key=lambda i: (-float(scores[b, i]), i))
+        for i in ranked[:k]:
+            out[b, i] = True
+    return out
+
+
+def attention_received(a: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over heads and real queries of the attention each real key gets."""
+    B, M, T, _ = a.shape
+    out = torch.zeros(B, T, dtype=torch.float64)
+    for b in range(B):
+        real = real_tokens(mask, b)
+        for j in real:
+            out[b, j] = sum(float(a[b, h, i, j]) for h in range(M) for i in real) / (M * len(real))
+    return out
+
+
+def correlated_pairs(a: torch.Tensor, mask: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Per text: the top fraction of pairs i < j by (mean_h A_ij + mean_h A_ji) / 2; ties: earlier pair."""
+    B, M, T, _ = a.shape
+    out = torch.zeros(B, T, T, dtype=torch.bool)
+    for b in range(B):
+        real = real_tokens(mask, b)
+        pairs = [(i, j) for i in real for j in real if i < j]
+        score = {(i, j): sum(float(a[b, h, i, j]) + float(a[b, h, j, i]) for h in range(M)) / (2 * M) for i, j in pairs}
+        k = math.floor(len(pairs) * fraction + 0.5)
+        for i, j in sorted(pairs, key=lambda p: (-score[p], p[0] * T + p[1]))[:k]:
+            out[b, i, j] = True
+    return out
+
+
+def centred(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    out = torch.zeros(h.shape, dtype=torch.float64)
+    for b in range(h.shape[0]):
+        real = real_tokens(mask, b)
+        mean = sum(h[b, i].double() for i in real) / len(real)
+        for i in real:
+            out[b, i] = h[b, i].double() - mean
+    return out

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import pytest
 from hydra.errors import ConfigCompositionException
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from safr_lightning.config import validate
 from safr_lightning.errors import ConfigError
@@ -52,12 +52,15 @@ def test_wrong_types_and_unknown_keys_fail_at_composition(make_cfg: Callable, ov
         ("model.d_model", 30, "model.d_model=30"),
         ("model.n_layers", 0, "model.n_layers=0"),
         ("srs.scorer", "magic", "srs.scorer='magic'"),
+        ("callbacks.figures.n_texts", -1, "callbacks.figures.n_texts=-1"),
+        ("callbacks.figures.layer", "fc3", "callbacks.figures.layer='fc3'"),
+        ("callbacks.figures.formats", ["png", "gif"], "callbacks.figures.formats"),
     ],
 )
 def test_out_of_range_values_are_named(make_cfg: Callable, key: str, value: object, message: str) -> None:
     cfg = make_cfg()
     with open_dict(cfg):
         node, leaf = key.rsplit(".", 1)
-        cfg[node][leaf] = value
+        OmegaConf.select(cfg, node)[leaf] = value
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
         validate(cfg)

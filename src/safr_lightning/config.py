@@ -172,9 +172,27 @@ class CheckpointConfig:
 
 
 @dataclass
+class FiguresConfig:
+    """Neuron-allocation figures at test end (callbacks/figures.py): into ``<run dir>/figures/``, and
+    to W&B as images when the W&B logger is on."""
+
+    enabled: bool = True
+    # The first n_texts texts of the test split get a token graph and the across-layer figures.
+    n_texts: int = 3
+    layer: str = "fc1"
+    top_pairs: int = 15
+    # Important vs other tokens over (at most max_texts of) the test split; needs VMASK.
+    group_stats: bool = True
+    max_texts: int = 2000
+    # PNG is what W&B shows; add svg for vector files (each format costs a full render).
+    formats: list[str] = field(default_factory=lambda: ["png"])
+
+
+@dataclass
 class CallbacksConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    figures: FiguresConfig = field(default_factory=FiguresConfig)
 
 
 @dataclass
@@ -199,6 +217,31 @@ class SRSConfig:
     val_samples: int = 1000
     val_every_n_epochs: int = 1
     seed: int = 0
+
+
+@dataclass
+class ExplainConfig:
+    """``python -m safr_lightning.explain`` (conf/explain.yaml)."""
+
+    # A checkpoint file, or a run directory (its checkpoints/best.ckpt).
+    ckpt_path: str | None = None
+    text: str | None = None
+    texts: list[str] = field(default_factory=list)
+    # One text per line; blank lines are skipped.
+    text_file: str | None = None
+    # Default: <run dir>/explain/, the run dir being the checkpoint's (the parent of checkpoints/).
+    out_dir: str | None = None
+    layer: str = "fc1"
+    top_pairs: int = 15
+    max_tokens: int = 60
+    # Token graph: interference of mean-centred representations (signed even after a ReLU).
+    centre: bool = True
+    # Also draw important vs other tokens over this split of the checkpoint's dataset (needs the data).
+    split: str | None = None
+    max_texts: int = 2000
+    formats: list[str] = field(default_factory=lambda: ["png", "svg"])
+    dpi: int = 150
+    device: str = "cpu"
 
 
 def _train_config_class() -> type:
@@ -249,6 +292,7 @@ def register_configs() -> None:
     """Register the schema so that ``conf/train.yaml`` can extend it (``defaults: [train_schema]``)."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="explain_schema", node=ExplainConfig)
 
 
 def _fail(key: str, value: Any, allowed: str) -> None:
@@ -317,6 +361,7 @@ def validate(cfg: DictConfig) -> None:
     if cfg.callbacks.early_stopping.patience < 1:
         _fail("callbacks.early_stopping.patience", cfg.callbacks.early_stopping.patience, "an integer >= 1")
     validate_srs(cfg.srs)
+    validate_figures("callbacks.figures", cfg.callbacks.figures)
     s = cfg.dataset.synthetic
     if cfg.dataset.name == "synthetic":
         if not 1 <= s.min_words <= s.max_words:
@@ -346,3 +391,25 @@ def validate_srs(srs: Any) -> None:
         _fail("srs.random_draws", srs.random_draws, "an integer >= 1")
     if srs.val_samples < 0:
         _fail("srs.val_samples", srs.val_samples, "an integer >= 0 (0 turns validation SRS off)")
+
+
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def validate_figures(prefix: str, figures: Any) -> None:
+    """Checks shared by the figures callback and ``explain``."""
+    if figures.layer not in TRACE_LAYERS:
+        _fail(f"{prefix}.layer", figures.layer, " | ".join(TRACE_LAYERS))
+    if figures.top_pairs < 0:
+        _fail(f"{prefix}.top_pairs", figures.top_pairs, "an integer >= 0")
+    if figures.max_texts < 1:
+        _fail(f"{prefix}.max_texts", figures.max_texts, "an integer >= 1")
+    bad = [f for f in figures.formats if f not in FIGURE_FORMATS]
+    if bad or not figures.formats:
+        _fail(f"{prefix}.formats", list(figures.formats), "a non-empty list of " + " | ".join(FIGURE_FORMATS))
+    if "n_texts" in figures and figures.n_texts < 0:
+        _fail(f"{prefix}.n_texts", figures.n_texts, "an integer >= 0")
+    if "dpi" in figures and not 10 <= figures.dpi <= 1200:
+        _fail(f"{prefix}.dpi", figures.dpi, "an integer in [10, 1200]")
+    if "max_tokens" in figures and figures.max_tokens < 2:
+        _fail(f"{prefix}.max_tokens", figures.max_tokens, "an integer >= 2")

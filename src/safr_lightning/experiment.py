@@ -17,7 +17,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from safr_lightning.callbacks import ThroughputMonitor
+from safr_lightning.callbacks import AllocationFigures, ThroughputMonitor
 from safr_lightning.config import validate
 from safr_lightning.data.datamodule import SAFRDataModule
 from safr_lightning.errors import ConfigError
@@ -90,6 +90,20 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> tuple[list[Callback], Mod
     )
     throughput = ThroughputMonitor()
     callbacks: list[Callback] = [checkpoint, throughput]
+    if cb.figures.enabled:
+        fig = cb.figures
+        callbacks.append(
+            AllocationFigures(
+                run_dir,
+                n_texts=fig.n_texts,
+                layer=fig.layer,
+                top_pairs=fig.top_pairs,
+                group_stats=fig.group_stats,
+                max_texts=fig.max_texts,
+                formats=list(fig.formats),
+                seed=int(cfg.seed),
+            )
+        )
     if cb.early_stopping.enabled:
         es = cb.early_stopping
         callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta))
