@@ -126,7 +126,7 @@ class SAFRModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         # Dropout and Gumbel noise of epoch e depend on (seed, e) alone, so a run resumed from an
         # end-of-epoch checkpoint replays exactly what the uninterrupted run would have done.
-        L.seed_everything(self.seed * 1_000_003 + self.current_epoch, workers=True, verbose=False)
+        L.seed_everything((self.seed * 1_000_003 + self.current_epoch) % 2**32, workers=True, verbose=False)
 
     def _shared_step(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         out = self.model(batch["input_ids"], batch["attention_mask"], return_trace=True)
@@ -136,7 +136,7 @@ class SAFRModule(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         terms, logits = self._shared_step(batch)
         if self.global_step % self.nan_check_every == 0 and not torch.isfinite(terms["loss"]):
-            raise NonFiniteLossError(self.global_step, {k: float(v) for k, v in terms.items()})
+            raise NonFiniteLossError(self.global_step, {k: float(v.detach()) for k, v in terms.items()})
         batch_size = len(batch["labels"])
         self.log_dict(
             {f"train/{k}": v for k, v in terms.items()}, on_step=True, on_epoch=True, batch_size=batch_size
