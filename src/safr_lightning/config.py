@@ -19,6 +19,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from safr_lightning.errors import ConfigError
+from safr_lightning.resume import RESOLVER, run_dir_for
 
 # conf/ sits beside src/ in the repository (the project is installed editable, `make install`).
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -27,6 +28,14 @@ DATASETS = ("sst2", "imdb", "synthetic", "local")
 MODELS = ("safr", "baseline")
 SCORERS = ("capacity", "random", "vmask", "attention")
 LOGGERS = ("wandb", "csv", "none")
+# What Lightning 2.x accepts (lightning.fabric.plugins.precision.precision._PRECISION_INPUT*); named
+# here so a typo fails before torch is imported.
+PRECISIONS = (
+    "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true", "64-true", "64",
+    "transformer-engine", "transformer-engine-float16",
+)  # fmt: skip
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+MAX_SEED = 2**32 - 1  # numpy's bound, enforced by Lightning's seed_everything
 TRACE_LAYERS = ("embedding", "vmask", "attn_out", "fc1", "fc2", "block_out")
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -289,25 +298,59 @@ TrainConfig = _train_config_class()
 
 
 def register_configs() -> None:
-    """Register the schema so that ``conf/train.yaml`` can extend it (``defaults: [train_schema]``)."""
+    """Register the schema so that ``conf/train.yaml`` can extend it (``defaults: [train_schema]``),
+    and the ``${safr.run_dir:...}`` resolver with which ``ckpt_path=<run dir>`` continues in that dir."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="explain_schema", node=ExplainConfig)
+    OmegaConf.register_new_resolver(RESOLVER, run_dir_for, replace=True)
 
 
 def _fail(key: str, value: Any, allowed: str) -> None:
     raise ConfigError(f"invalid config: {key}={value!r}; allowed: {allowed}")
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # a larger weight becomes inf when it meets a float32 loss
+
+
 def _check_lambda(key: str, value: float) -> None:
-    if value is None or not math.isfinite(value) or value < 0:
-        _fail(key, value, "a finite number >= 0")
+    if value is None or not math.isfinite(value) or not 0 <= value <= FLOAT32_MAX:
+        _fail(key, value, "a finite number >= 0 (at most 3.4e38, the float32 range)")
+
+
+def check_known_keys(cfg: DictConfig, schema: DictConfig | None = None, prefix: str = "") -> None:
+    """Every key of ``cfg`` is in the schema: ``+model.foo=1`` bypasses Hydra's struct check."""
+    if schema is None:
+        schema = OmegaConf.structured(TrainConfig)
+    known = list(schema.keys())  # `key in schema` would be False for a MISSING value
+    for key in cfg.keys():
+        full_key = f"{prefix}{key}"
+        if key not in known:
+            value = OmegaConf.select(cfg, str(key))
+            shown = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+            where = f"in {prefix[:-1]}" if prefix else "at the top level"
+            raise ConfigError(
+                f"invalid config: unknown key {full_key}={shown!r}; "
+                f"allowed keys {where}: {', '.join(str(k) for k in known)}"
+            )
+        child, reference = cfg._get_node(key), schema._get_node(key)
+        if isinstance(child, DictConfig) and isinstance(reference, DictConfig) and not child._is_none():
+            check_known_keys(child, reference, f"{full_key}.")
 
 
 def validate(cfg: DictConfig) -> None:
     """Check the values a type cannot express; raise :class:`ConfigError` naming key and value."""
+    check_known_keys(cfg)
+    if not 0 <= cfg.seed <= MAX_SEED:
+        _fail("seed", cfg.seed, f"an integer in [0, {MAX_SEED}]")
     if cfg.dataset.name not in DATASETS:
         _fail("dataset.name", cfg.dataset.name, " | ".join(DATASETS))
+    if cfg.dataset.name == "local" and not cfg.dataset.local_dir:
+        _fail(
+            "dataset.local_dir",
+            cfg.dataset.local_dir,
+            "a directory with {train,validation,test}.parquet/.csv/.jsonl",
+        )
     if cfg.dataset.max_len < 1:
         _fail("dataset.max_len", cfg.dataset.max_len, "an integer >= 1")
     if cfg.dataset.num_classes < 2:
@@ -324,6 +367,10 @@ def validate(cfg: DictConfig) -> None:
         _fail("data.batch_size", cfg.data.batch_size, "an integer >= 1")
     if cfg.data.eval_batch_size < 1:
         _fail("data.eval_batch_size", cfg.data.eval_batch_size, "an integer >= 1")
+    if cfg.data.bucket_batches < 1:
+        _fail("data.bucket_batches", cfg.data.bucket_batches, "an integer >= 1")
+    if cfg.data.num_workers < 0:
+        _fail("data.num_workers", cfg.data.num_workers, "an integer >= 0")
     m = cfg.model
     if m.name not in MODELS:
         _fail("model.name", m.name, " | ".join(MODELS))
@@ -348,6 +395,11 @@ def validate(cfg: DictConfig) -> None:
         _fail("vmask.beta", cfg.vmask.beta, "0 when model.vmask=false (there is no mask to regularize)")
     if not (math.isfinite(cfg.optim.lr) and cfg.optim.lr > 0):
         _fail("optim.lr", cfg.optim.lr, "a finite number > 0")
+    _check_lambda("optim.weight_decay", cfg.optim.weight_decay)
+    if cfg.trainer.accelerator not in ACCELERATORS:
+        _fail("trainer.accelerator", cfg.trainer.accelerator, " | ".join(ACCELERATORS))
+    if str(cfg.trainer.precision) not in PRECISIONS:
+        _fail("trainer.precision", cfg.trainer.precision, " | ".join(PRECISIONS))
     if cfg.trainer.max_epochs < 1 and cfg.trainer.max_steps < 1:
         _fail("trainer.max_epochs", cfg.trainer.max_epochs, "an integer >= 1")
     if cfg.trainer.nan_check_every < 1:

@@ -24,8 +24,14 @@ class NonFiniteLossError(SAFRError):
 
     def __init__(self, step: int, terms: dict[str, float]) -> None:
         bad = [name for name, value in terms.items() if not _finite(value)]
-        shown = ", ".join(f"{name}={value}" for name, value in terms.items())
-        super().__init__(f"non-finite loss at global step {step} in {', '.join(bad) or 'loss'} ({shown})")
+        shown = ", ".join(f"{name}={value:.4g}" for name, value in terms.items())
+        where = ", ".join(bad) or "loss"
+        if bad == ["loss"]:  # every term finite, their λ-weighted sum not
+            where = "loss (the λ-weighted sum of finite terms overflowed: lower lambda.*)"
+        super().__init__(
+            f"non-finite loss at global step {step} in {where} ({shown}); "
+            "lower optim.lr or set trainer.gradient_clip_val if training diverged"
+        )
         self.step = step
         self.terms = terms
 

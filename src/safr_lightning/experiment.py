@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,10 +26,10 @@ from safr_lightning.errors import ConfigError
 from safr_lightning.loggers import build_loggers
 from safr_lightning.module import SAFRModule
 from safr_lightning.results import run_identity, write_results
+from safr_lightning.resume import CHECKPOINT_DIR, LAST, check_same_config, finished_results, resolve_resume
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoints"
 TRAINER_KEYS = (
     "accelerator", "devices", "strategy", "precision", "max_epochs", "min_epochs", "max_steps",
     "limit_train_batches", "limit_val_batches", "limit_test_batches", "fast_dev_run",
@@ -84,7 +86,6 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> tuple[list[Callback], Mod
         monitor=cb.checkpoint.monitor,
         mode=cb.checkpoint.mode,
         save_top_k=1,
-        save_last=cb.checkpoint.save_last,
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
@@ -104,6 +105,19 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> tuple[list[Callback], Mod
                 seed=int(cfg.seed),
             )
         )
+    if cb.checkpoint.save_last:
+        # Every epoch's state, for resuming. Not `save_last=True` above: since Lightning 2.5 that
+        # writes last.ckpt only when the monitored metric improves (a copy of best.ckpt).
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=str(run_dir / CHECKPOINT_DIR),
+                filename=LAST.removesuffix(".ckpt"),
+                monitor=None,
+                save_top_k=1,
+                auto_insert_metric_name=False,
+                enable_version_counter=False,
+            )
+        )
     if cb.early_stopping.enabled:
         es = cb.early_stopping
         callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta))
@@ -113,25 +127,45 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> tuple[list[Callback], Mod
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Any], run_dir: Path) -> L.Trainer:
     kwargs = {key: cfg.trainer[key] for key in TRAINER_KEYS}
     kwargs = {k: (OmegaConf.to_container(v) if OmegaConf.is_config(v) else v) for k, v in kwargs.items()}
-    return L.Trainer(
-        **kwargs,
-        callbacks=callbacks,
-        logger=loggers if loggers else False,
-        default_root_dir=str(run_dir),
-        enable_model_summary=False,
-    )
+    try:
+        return L.Trainer(
+            **kwargs,
+            callbacks=callbacks,
+            logger=loggers if loggers else False,
+            default_root_dir=str(run_dir),
+            enable_model_summary=False,
+        )
+    except (MisconfigurationException, ValueError) as exc:  # e.g. trainer=gpu on a machine without one
+        keys = ", ".join(f"trainer.{k}={kwargs[k]!r}" for k in ("accelerator", "devices", "strategy"))
+        raise ConfigError(f"invalid config: {keys}: {str(exc).strip().splitlines()[0]}") from exc
 
 
-def resolve_resume(ckpt_path: str | None, run_dir: Path) -> str | None:
-    """``ckpt_path``: null, ``last`` (this run dir's), a run directory, or a checkpoint file."""
-    if not ckpt_path:
-        return None
-    candidate = run_dir / CHECKPOINT_DIR / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
-    if candidate.is_dir():
-        candidate = candidate / CHECKPOINT_DIR / "last.ckpt"
-    if not candidate.is_file():
-        raise ConfigError(f"invalid config: ckpt_path={ckpt_path!r}; no checkpoint at {candidate}")
-    return str(candidate)
+def _check_resume(cfg: DictConfig, resume: Path, run_dir: Path) -> dict[str, Any]:
+    """Check that ``resume`` continues this config's run; return where it stood (for results.json)."""
+    checkpoint = torch.load(resume, map_location="cpu", weights_only=False, mmap=True)
+    trained = checkpoint.get("hyper_parameters", {}).get("run_config")
+    if trained is not None:
+        now = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(now, dict)
+        check_same_config(trained, now, str(cfg.ckpt_path))
+    # ModelCheckpoint restores its best score only into the dir it was saved for (a string match).
+    saved_for = {
+        state.get("dirpath")
+        for key, state in checkpoint.get("callbacks", {}).items()
+        if str(key).startswith("ModelCheckpoint") and isinstance(state, dict)
+    }
+    if saved_for and str(run_dir / CHECKPOINT_DIR) not in saved_for:
+        log.warning(
+            "resuming %s (written for %s) in %s: the best checkpoint is tracked afresh here, the best "
+            "before the resume is not compared; ckpt_path=<the run's dir> continues a run in its own dir",
+            resume, ", ".join(map(str, saved_for)), run_dir,
+        )  # fmt: skip
+    inside = resume.resolve().is_relative_to(run_dir.resolve())
+    return {
+        "checkpoint": os.path.relpath(resume, run_dir) if inside else str(resume),
+        "epoch": int(checkpoint["epoch"]),
+        "global_step": int(checkpoint["global_step"]),
+    }
 
 
 def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -139,6 +173,14 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     validate(cfg)
     quiet_known_warnings()
     resume = resolve_resume(cfg.ckpt_path, run_dir)
+    resumed: dict[str, Any] | None = None
+    if resume is not None:
+        finished = finished_results(run_dir)
+        if finished is not None:
+            # A sweep re-launched with ckpt_path=last must not retrain (or overwrite) finished jobs.
+            log.warning("%s already finished (results.json status ok); nothing to resume", run_dir)
+            return finished
+        resumed = _check_resume(cfg, resume, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -160,7 +202,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     results: dict[str, Any] = {**run_identity(cfg), "status": "running", "run_dir": str(run_dir)}
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
     fit_s = time.perf_counter() - start
 
     best_path = checkpoint.best_model_path or None
@@ -169,6 +211,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     results["epochs"] = int(trainer.current_epoch)
     results["global_step"] = int(trainer.global_step)
 
+    # With `resumed_from` in results.json, timing covers only what this process trained (after the resume).
     timing: dict[str, Any] = {"fit_s": fit_s, **throughput.summary()}
     if cfg.run_test:
         start = time.perf_counter()
@@ -178,6 +221,8 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         results["test"] = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
     results["timing"] = timing
     results["checkpoint"] = os.path.relpath(best_path, run_dir) if best_path else None
+    if resumed:
+        results["resumed_from"] = resumed
     results["status"] = "ok"
     write_results(run_dir, results)
     log.info(

@@ -129,7 +129,7 @@ class SAFRModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         # Dropout and Gumbel noise of epoch e depend on (seed, e) alone, so a run resumed from an
         # end-of-epoch checkpoint replays exactly what the uninterrupted run would have done.
-        L.seed_everything(self.seed * 1_000_003 + self.current_epoch, workers=True, verbose=False)
+        L.seed_everything((self.seed * 1_000_003 + self.current_epoch) % 2**32, workers=True, verbose=False)
 
     def _shared_step(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         out = self.model(batch["input_ids"], batch["attention_mask"], return_trace=True)

@@ -97,3 +97,52 @@ def test_data_dir_env_points_at_named_dataset(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setenv("SAFR_DATA_DIR", str(tmp_path))
     cfg = OmegaConf.structured(DatasetConfig(name="sst2", hub_id="SetFit/sst2"))
     assert len(load_raw_splits(cfg, str(tmp_path / "c"))["test"]) == 40
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix", "message"),
+    [
+        (
+            b"PAR1 not a parquet file",
+            ".parquet",
+            r"could not read .*train.parquet: Parquet magic bytes not found",
+        ),
+        (b"", ".csv", r"train.csv is empty \(0 bytes\)"),
+        (b'text,label\n"unterminated,1\n', ".csv", r"could not read .*train.csv: Error tokenizing data"),
+    ],
+)
+def test_unreadable_files_are_named_in_one_line(tmp_path: Path, content: bytes, suffix: str, message: str) -> None:
+    (tmp_path / f"train{suffix}").write_bytes(content)
+    write(tmp_path, "test", ROWS)
+    with pytest.raises(DataError, match=message) as error:
+        load_raw_splits(cfg_for(tmp_path), str(tmp_path / "c"))
+    assert "\n" not in str(error.value)
+
+
+def test_a_split_without_rows_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "train", ROWS)
+    pd.DataFrame({"text": pd.Series([], dtype=str), "label": pd.Series([], dtype=int)}).to_parquet(
+        tmp_path / "test.parquet"
+    )
+    with pytest.raises(DataError, match=r"test.parquet has no rows"):
+        load_raw_splits(cfg_for(tmp_path), str(tmp_path / "c"))
+    (tmp_path / "test.parquet").unlink()
+    write(tmp_path, "test", [], fmt="jsonl")
+    (tmp_path / "test.jsonl").write_text("\n")
+    with pytest.raises(DataError, match=r"test.jsonl"):
+        load_raw_splits(cfg_for(tmp_path), str(tmp_path / "c"))
+
+
+def test_missing_data_dir_names_its_origin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SAFR_DATA_DIR", str(tmp_path / "nope"))
+    cfg = OmegaConf.structured(DatasetConfig(name="sst2", hub_id="SetFit/sst2"))
+    with pytest.raises(DataError, match=rf"{tmp_path}/nope/sst2 does not exist \(SAFR_DATA_DIR={tmp_path}/nope\)"):
+        load_raw_splits(cfg)
+
+
+def test_dropped_empty_texts_are_counted_in_the_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write(tmp_path, "train", [*ROWS, ("   ", 1), ("", 0), ("\t\n", 1)])
+    write(tmp_path, "test", ROWS)
+    with caplog.at_level("WARNING", logger="safr_lightning.data.sources"):
+        load_raw_splits(cfg_for(tmp_path), str(tmp_path / "c"))
+    assert "train.parquet: dropped 3 empty or whitespace-only text(s) of 43" in caplog.text

@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning as L
 import pyarrow.compute as pc
+import torch
 from datasets import Dataset, DatasetDict
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
@@ -103,6 +104,9 @@ class SAFRDataModule(L.LightningDataModule):
             num_workers=data.num_workers,
             pin_memory=data.pin_memory,
             persistent_workers=data.persistent_workers and data.num_workers > 0,
+            # Its own generator: creating an iterator must not draw from the global RNG, which the
+            # module reseeds per epoch (a resumed run creates its first iterator at another moment).
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -12,13 +12,17 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
+from datasets import config as datasets_config
 from datasets.utils.logging import disable_progress_bar
 
 from safr_lightning.data import synthetic
@@ -72,7 +76,10 @@ def load_raw_splits(cfg: Any, cache_dir: str | None = None) -> DatasetDict:
     else:
         directory = local_dir_for(cfg)
         if directory is not None:
-            splits = _load_local(directory, cache_dir)
+            origin = (
+                f"dataset.local_dir={cfg.local_dir}" if cfg.local_dir else f"{DATA_DIR_ENV}={os.environ[DATA_DIR_ENV]}"
+            )
+            splits = _load_local(directory, cache_dir, origin)
         elif cfg.name == "local":
             raise DataError(
                 "dataset=local needs dataset.local_dir=DIR (a directory with train/test .parquet/.csv/.jsonl)"
@@ -88,11 +95,11 @@ def load_raw_splits(cfg: Any, cache_dir: str | None = None) -> DatasetDict:
 Sources = dict[str, tuple[Dataset, str]]  # split -> (rows, where they came from, for messages)
 
 
-def _load_local(directory: Path, cache_dir: str | None) -> Sources:
+def _load_local(directory: Path, cache_dir: str | None, origin: str = "") -> Sources:
     if not directory.is_dir():
         raise DataError(
-            f"data directory {directory} does not exist; set {DATA_DIR_ENV} (or dataset.local_dir) "
-            "to a directory holding <name>/{train,validation,test}.parquet"
+            f"data directory {directory} does not exist ({origin}); set {DATA_DIR_ENV} "
+            "(or dataset.local_dir) to a directory holding <name>/{train,validation,test}.parquet"
         )
     splits: Sources = {}
     for split in SPLITS:
@@ -101,13 +108,59 @@ def _load_local(directory: Path, cache_dir: str | None) -> Sources:
             if split == "validation":
                 continue
             raise DataError(f"missing {split} split: no {split}.parquet, {split}.csv or {split}.jsonl in {directory}")
+        _check_readable(path)
         try:
-            ds = load_dataset(FORMATS[path.suffix], data_files=str(path), split="train", cache_dir=cache_dir)
+            with _quiet_local_reader():
+                ds = load_dataset(FORMATS[path.suffix], data_files=str(path), split="train", cache_dir=cache_dir)
         except Exception as exc:  # any reader failure is the file's fault, said in one line
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataError(f"could not read {path}: {reason}") from exc
+            raise DataError(f"could not read {path}: {_root_reason(exc)}") from exc
         splits[split] = (ds, str(path))
     return splits
+
+
+@contextmanager
+def _quiet_local_reader() -> Iterator[None]:
+    """``load_dataset`` on local files, without its side channels.
+
+    ``datasets`` pings S3 to count uses of its parquet/csv/json readers on every load (unless
+    ``HF_UPDATE_DOWNLOAD_COUNTS`` says otherwise): a local copy must not touch the network. It also
+    logs reader failures itself over several lines; the DataError says it in one.
+    """
+    datasets_log = logging.getLogger("datasets")
+    level, count = datasets_log.level, datasets_config.HF_UPDATE_DOWNLOAD_COUNTS
+    datasets_log.setLevel(logging.CRITICAL)
+    if "HF_UPDATE_DOWNLOAD_COUNTS" not in os.environ:  # an explicit opt-in is the user's call
+        datasets_config.HF_UPDATE_DOWNLOAD_COUNTS = False
+    try:
+        yield
+    finally:
+        datasets_log.setLevel(level)
+        datasets_config.HF_UPDATE_DOWNLOAD_COUNTS = count
+
+
+def _check_readable(path: Path) -> None:
+    """Fail early, in words, on what the ``datasets`` readers report obscurely (or not at all)."""
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path} is empty (0 bytes)")
+        with path.open("rb"):
+            pass
+        if path.suffix == ".parquet":
+            rows = pq.read_metadata(path).num_rows
+            if rows == 0:
+                raise DataError(f"{path} has no rows")
+    except DataError:
+        raise
+    except Exception as exc:  # permissions, a corrupt footer, ...
+        raise DataError(f"could not read {path}: {_root_reason(exc)}") from exc
+
+
+def _root_reason(exc: BaseException) -> str:
+    """The first line of the innermost cause: ``datasets`` wraps the reader's own message."""
+    while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    text = str(exc).strip()
+    return (text.splitlines()[0][:300] if text else "") or type(exc).__name__
 
 
 def _hub_offline_mode() -> bool:
@@ -163,7 +216,12 @@ def check_split(ds: Dataset, num_classes: int, source: str) -> Dataset:
     """Validate columns, types and labels of one split; drop empty texts; keep text/label(/rationale)."""
     missing = [c for c in ("text", "label") if c not in ds.column_names]
     if missing:
-        raise DataError(f"{source}: missing column(s) {', '.join(missing)} (found {', '.join(ds.column_names)})")
+        raise DataError(
+            f"{source}: missing column(s) {', '.join(missing)} (found {', '.join(ds.column_names)}); "
+            "every split needs a text (string) and a label (integer) column"
+        )
+    if len(ds) == 0:
+        raise DataError(f"{source}: no rows")
     table = ds.with_format("arrow")[:]
     text, label = table.column("text"), table.column("label")
     if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):

@@ -1,0 +1,186 @@
+"""Run a ``@hydra.main`` entry point so that every user error costs one line, never a traceback.
+
+Hydra reports its own errors (an unknown key, a wrong type, a missing config group option, a bad
+override) over several lines plus a hint about ``HYDRA_FULL_ERROR``. :func:`run_cli` asks Hydra to
+raise them instead (``HYDRA_FULL_ERROR=1``, Hydra's documented switch) and prints one line::
+
+    error: invalid config: lambda.imp='abc'; allowed: a number
+
+and exits with :data:`EXIT_USER_ERROR`. The same holds for a
+:class:`~safr_lightning.errors.SAFRError` raised by the task (bad values, bad data, a NaN loss),
+which the task hands out as :class:`UserErrorExit` so that Hydra does not add its own
+"Error executing job" line. Anything else is a bug and keeps its full traceback. ``--verbose``
+(or ``HYDRA_FULL_ERROR=1`` in the environment) shows the traceback of user errors too.
+
+Shared by every entry point (``train``, ``evaluate``, ``explain``)::
+
+    @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+    def _main(cfg: DictConfig) -> Any:
+        try:
+            ...
+        except SAFRError as exc:
+            raise UserErrorExit(exc) from exc
+
+    def main() -> None:
+        run_cli(_main)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import sys
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from safr_lightning.errors import SAFRError
+
+EXIT_USER_ERROR = 2
+VERBOSE_FLAG = "--verbose"
+FULL_ERROR_ENV = "HYDRA_FULL_ERROR"
+
+# Schema annotations (config.py writes them as strings) in words.
+_TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "a string",
+    "int | None": "an integer or null",
+    "float | None": "a number or null",
+    "str | None": "a string or null",
+    "list[float]": "a list of numbers, e.g. [10,30]",
+    "list[str]": "a list of strings, e.g. [a,b]",
+}
+
+
+class UserErrorExit(SystemExit):
+    """A user error leaving a Hydra task: a ``SystemExit``, so Hydra's ``except Exception`` lets it by.
+
+    :func:`run_cli` prints ``error`` as one line (or re-raises it under ``--verbose``).
+    """
+
+    def __init__(self, error: SAFRError) -> None:
+        super().__init__(EXIT_USER_ERROR)
+        self.error = error
+
+
+def run_cli(hydra_main: Callable[[], Any], argv: list[str] | None = None) -> Any:
+    """Call ``hydra_main`` (a ``@hydra.main``-decorated function) with user errors as one line.
+
+    ``argv`` defaults to ``sys.argv``; ``--verbose`` is taken out of it before Hydra parses it.
+    """
+    argv = sys.argv if argv is None else argv
+    verbose = VERBOSE_FLAG in argv[1:] or os.environ.get(FULL_ERROR_ENV, "") not in ("", "0")
+    argv[1:] = [arg for arg in argv[1:] if arg != VERBOSE_FLAG]
+    previous = os.environ.get(FULL_ERROR_ENV)
+    os.environ[FULL_ERROR_ENV] = "1"  # Hydra raises instead of printing its multi-line report
+    try:
+        return hydra_main()
+    except UserErrorExit as stop:
+        if verbose:
+            raise stop.error from None
+        print(f"error: {_one_line(str(stop.error))}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_USER_ERROR)
+    except Exception as exc:
+        task = getattr(hydra_main, "__wrapped__", None)
+        message = None if verbose else user_message(exc, inside_task=_raised_in(exc, task))
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_USER_ERROR)
+    finally:
+        if previous is None:
+            os.environ.pop(FULL_ERROR_ENV, None)
+        else:
+            os.environ[FULL_ERROR_ENV] = previous
+
+
+def user_message(exc: BaseException, inside_task: bool = False) -> str | None:
+    """One line for an error the user can fix, or None for a bug (which keeps its traceback).
+
+    Hydra and OmegaConf errors are the user's only while the config is being composed; raised from
+    inside the task (``inside_task``) they are the code's, and only a ``SAFRError`` is the user's.
+    """
+    if isinstance(exc, SAFRError):
+        return _one_line(str(exc))
+    if inside_task or not isinstance(exc, (HydraException, OmegaConfBaseException)):
+        return None
+    if isinstance(exc, MissingConfigException):
+        return _missing_option(exc)
+    if isinstance(exc, OverrideParseException):
+        reason, *rest = str(exc.message).strip().splitlines() or [""]
+        see = f" (see {m.group(0)})" if rest and (m := re.search(r"https?://\S+", rest[0])) else ""
+        return f"invalid override {exc.override!r}: {reason}{see}"
+    cause = exc if isinstance(exc, OmegaConfBaseException) else exc.__cause__
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
+        return _unknown_key(str(cause.full_key), cause.object_type, str(exc))
+    if isinstance(cause, ValidationError) and cause.full_key:
+        return _bad_type(cause)
+    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
+        return f"invalid config: {cause.full_key}: {_first_line(cause.msg or str(cause))}"
+    parts = [_first_line(str(exc)), _first_line(str(cause)) if cause is not None and cause is not exc else ""]
+    return "invalid config: " + "; ".join(p for p in parts if p)
+
+
+def _missing_option(exc: MissingConfigException) -> str:
+    missing = str(exc.missing_cfg_file or "")
+    if exc.options and "/" in missing:
+        group, name = missing.rsplit("/", 1)
+        return f"invalid config: {group}={name}; allowed: {' | '.join(sorted(exc.options))}"
+    return f"invalid config: {_first_line(str(exc))}"
+
+
+def _unknown_key(full_key: str, object_type: Any, hydra_message: str) -> str:
+    given = re.search(r"use \+(\S+)", hydra_message)
+    shown = f" ({given.group(1)})" if given else ""
+    parent, _, leaf = full_key.rpartition(".")
+    known = [f.name for f in dataclasses.fields(object_type)] if dataclasses.is_dataclass(object_type) else []
+    if not known:
+        return f"invalid config: unknown key {full_key}{shown}"
+    close = difflib.get_close_matches(leaf, known, n=1)
+    hint = f"; did you mean {'.'.join(filter(None, [parent, close[0]]))}?" if close else ""
+    where = f"in {parent}" if parent else "at the top level"
+    return f"invalid config: unknown key {full_key}{shown}; allowed keys {where}: {', '.join(known)}{hint}"
+
+
+def _bad_type(cause: ValidationError) -> str:
+    value = "null" if cause.value is None else repr(cause.value)
+    kind = _field_type(cause.object_type, str(cause.key))
+    allowed = _TYPE_WORDS.get(kind or "", None) or _first_line(cause.msg or str(cause))
+    return f"invalid config: {cause.full_key}={value}; allowed: {allowed}"
+
+
+def _field_type(object_type: Any, key: str) -> str | None:
+    if not dataclasses.is_dataclass(object_type):
+        return None
+    for f in dataclasses.fields(object_type):
+        if f.name == key:
+            kind = f.type
+            return kind if isinstance(kind, str) else getattr(kind, "__name__", None) or str(kind)
+    return None
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+
+def _raised_in(exc: BaseException, function: Any) -> bool:
+    """Did ``exc`` pass through a call of ``function`` (the task) on its way up?"""
+    code = getattr(function, "__code__", None)
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            return True
+        tb = tb.tb_next
+    return False
