@@ -15,7 +15,7 @@ from tests.conftest import REPO, SUBPROCESS_ENV
 
 # One intra-op thread: on a busy 2-core machine, two threads per tiny process spin against each
 # other and a tiny run gets ~20x slower. Every run of a comparison uses the same setting.
-CLI_ENV = {**SUBPROCESS_ENV, "OMP_NUM_THREADS": "1"}
+CLI_ENV = SUBPROCESS_ENV
 
 
 def run_train(*args: str, env: dict[str, str | None] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
@@ -21,9 +22,12 @@ SUBPROCESS_ENV = {
     "PYTHONPATH": os.pathsep.join([str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]),
     "WANDB_MODE": "disabled",
     "HF_HUB_OFFLINE": "1",
+    # Tiny models: two OpenMP threads only add synchronization (20x slower when the cores are busy).
+    "OMP_NUM_THREADS": "1",
 }
 
 os.environ.setdefault("WANDB_MODE", "disabled")
+torch.set_num_threads(1)  # as OMP_NUM_THREADS above, for in-process tests
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # Small enough that a whole train/val/test cycle takes a second or two on 2 cores.

@@ -135,17 +135,18 @@ def test_sweep_of_two_configurations_gives_two_job_dirs_and_a_two_row_table(tmp_
 
 @pytest.mark.slow
 def test_a_failing_job_does_not_stop_the_sweep_and_is_named_in_the_table(tmp_path: Path) -> None:
-    # λ_imp = 1e39 overflows float32: the loss is inf at the first step, the job fails, the sweep goes on.
+    # λ_imp = -1 is rejected by validation: the job fails, the sweep goes on (tests/test_train_errors.py
+    # has a sweep with a diverging job too).
     proc = run(
-        "safr_lightning.train", "-m", "+sweep=paper", "+row=imp0.1_inter0.1", "lambda.imp=1e39,0.1", "seed=0",
+        "safr_lightning.train", "-m", "+sweep=paper", "+row=imp0.1_inter0.1", "lambda.imp=-1,0.1", "seed=0",
         *TINY, "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path}",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert main([str(tmp_path), "--no-figures"]) == 0
     table = (tmp_path / "ablation_synthetic.md").read_text()
-    assert "- **failed** `0_safr_imp1e+39_inter0.1_s0_synthetic`: non-finite loss" in table
+    assert "- **failed** `0_safr_imp-1.0_inter0.1_s0_synthetic`: invalid config: lambda.imp=-1.0" in table
     records = list(csv.DictReader((tmp_path / "ablation_synthetic.csv").open()))
     assert [(r["lambda_imp"], r["n"], r["failed"]) for r in records] == [
         ("0.1", "1", "0"),
-        ("1e+39", "0", "1"),
+        ("-1.0", "0", "1"),
     ]

@@ -213,7 +213,10 @@ def test_failing_sweep_jobs_are_recorded_and_the_sweep_goes_on(tmp_path: Path) -
     # Job 0 has a bad value, job 1 diverges, job 2 trains; the failures come first.
     proc = run_train("--multirun", *SYNTHETIC, "lambda.imp=-1,0.1", "optim.lr=1e10,1e-4", f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = {int(path.parent.name): json.loads(path.read_text()) for path in tmp_path.glob("*/results.json")}
+    # job dirs are named "<job num>_<model>_imp..._s<seed>_<dataset>"
+    results = {
+        int(path.parent.name.split("_", 1)[0]): json.loads(path.read_text()) for path in tmp_path.glob("*/results.json")
+    }
     assert sorted(results) == [0, 1, 2, 3]
     assert [results[i]["status"] for i in range(4)] == ["failed", "failed", "failed", "ok"]
     assert results[0]["error"] == results[1]["error"] == "ConfigError"
