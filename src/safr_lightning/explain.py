@@ -31,7 +31,8 @@ from safr_lightning.allocation import (
     profile_texts,
     sample_batches,
 )
-from safr_lightning.config import register_configs, validate_figures
+from safr_lightning.cli import UserErrorExit, run_cli
+from safr_lightning.config import CONFIG_DIR, register_configs, validate_figures
 from safr_lightning.errors import ConfigError, SAFRError
 from safr_lightning.experiment import CHECKPOINT_DIR, quiet_known_warnings
 from safr_lightning.figures import (
@@ -48,7 +49,6 @@ from safr_lightning.plots import DeletionCurves, curves_from_results
 from safr_lightning.results import RESULTS_FILE
 
 log = logging.getLogger("safr_lightning.explain")
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 EVALUATION_FILE = "evaluation.json"
 UNKNOWN_MARKER = "[unk]"
 
@@ -230,8 +230,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     try:
         return run_explain(cfg)
     except SAFRError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        raise UserErrorExit(exc) from exc  # run_cli prints it as one line, exit code 2
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="explain")
@@ -241,7 +240,7 @@ def _hydra_main(cfg: DictConfig) -> Any:
 
 def main() -> Any:
     sys.argv = [sys.argv[0], *_quote_text_override(sys.argv[1:])]
-    return _hydra_main()
+    return run_cli(_hydra_main)
 
 
 if __name__ == "__main__":
