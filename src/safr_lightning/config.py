@@ -231,10 +231,30 @@ def _train_config_class() -> type:
 TrainConfig = _train_config_class()
 
 
+@dataclass
+class EvaluateConfig:
+    """``conf/evaluate.yaml``: deletion evaluation of a checkpoint (``python -m safr_lightning.evaluate``)."""
+
+    # A .ckpt file, or a run directory (its results.json's checkpoint, else checkpoints/best.ckpt).
+    ckpt_path: str | None = None
+    # null: the checkpoint's own training dataset config; `dataset=imdb` etc. picks another.
+    dataset: DatasetConfig | None = None
+    split: str = "test"
+    # Evaluate only the first `limit` texts of the split; null: all.
+    limit: int | None = None
+    # null: the checkpoint's data.eval_batch_size.
+    eval_batch_size: int | None = None
+    device: str = "cpu"
+    # null: <run dir>/evaluation.json (evaluation_<scorer...>.json for non-default settings).
+    output: str | None = None
+    srs: SRSConfig = field(default_factory=SRSConfig)
+
+
 def register_configs() -> None:
-    """Register the schema so that ``conf/train.yaml`` can extend it (``defaults: [train_schema]``)."""
+    """Register the schemas that ``conf/train.yaml`` and ``conf/evaluate.yaml`` extend."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
 
 
 def _fail(key: str, value: Any, allowed: str) -> None:

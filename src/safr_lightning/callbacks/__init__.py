@@ -1,5 +1,6 @@
-"""Lightning callbacks: throughput, (later) SRS evaluation and figures."""
+"""Lightning callbacks: throughput, SRS evaluation, (later) figures."""
 
+from safr_lightning.callbacks.srs import SRSCallback
 from safr_lightning.callbacks.throughput import ThroughputMonitor
 
-__all__ = ["ThroughputMonitor"]
+__all__ = ["SRSCallback", "ThroughputMonitor"]
