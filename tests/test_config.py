@@ -54,10 +54,11 @@ def test_wrong_types_and_unknown_keys_fail_at_composition(make_cfg: Callable, ov
         ("model.d_model", 30, "model.d_model=30"),
         ("model.n_layers", 0, "model.n_layers=0"),
         ("srs.scorer", "magic", "srs.scorer='magic'"),
+        ("model.vmask", False, "srs.scorer='vmask'"),  # with srs.scorer=vmask below
     ],
 )
 def test_out_of_range_values_are_named(make_cfg: Callable, key: str, value: object, message: str) -> None:
-    cfg = make_cfg()
+    cfg = make_cfg("srs.scorer=vmask" if key == "model.vmask" else "srs.scorer=capacity")
     with open_dict(cfg):
         node, leaf = key.rsplit(".", 1)
         cfg[node][leaf] = value

@@ -321,6 +321,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.callbacks.early_stopping.patience < 1:
         _fail("callbacks.early_stopping.patience", cfg.callbacks.early_stopping.patience, "an integer >= 1")
     validate_srs(cfg.srs)
+    if cfg.srs.enabled and cfg.srs.scorer == "vmask" and not m.vmask:
+        _fail("srs.scorer", cfg.srs.scorer, "capacity | random | attention when model.vmask=false (no VMASK)")
     s = cfg.dataset.synthetic
     if cfg.dataset.name == "synthetic":
         if not 1 <= s.min_words <= s.max_words:

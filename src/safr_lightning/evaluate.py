@@ -122,7 +122,8 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
             f"checkpoint {ckpt} carries no run config; name the data with dataset=sst2|imdb|synthetic|local"
         )
     dataset_cfg = _onto_schema(DatasetConfig, cfg.dataset if cfg.dataset is not None else run_config.dataset)
-    dataset_cfg[f"limit_{'test' if cfg.split == 'test' else 'val'}"] = cfg.limit
+    if cfg.limit is not None:  # otherwise the run's own limit (usually none) stands
+        dataset_cfg[f"limit_{'test' if cfg.split == 'test' else 'val'}"] = cfg.limit
     data_cfg = _onto_schema(DataConfig, run_config.get("data") or {})
     if cfg.eval_batch_size is not None:
         data_cfg.eval_batch_size = cfg.eval_batch_size
