@@ -92,8 +92,42 @@ def top_fraction_mask(scores: torch.Tensor, mask: torch.Tensor, fraction: float)
     return out
 
 
+# -- deletion (DESIGN §7) ---------------------------------------------------------------------
+
+
+def n_rounded(n: int, k: float) -> int:
+    """floor(n·k/100 + 1/2) in exact rational arithmetic (k as written in decimal)."""
+    from fractions import Fraction
+
+    return math.floor(Fraction(n) * Fraction(repr(float(k))) / 100 + Fraction(1, 2))
+
+
+def top_positions(scores: list[float], count: int) -> list[int]:
+    """Positions of the ``count`` highest scores; equal scores: the earlier position first."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    return sorted(order[:count])
+
+
+def delete_top(ids: list[int], scores: list[float], k: float) -> list[int]:
+    """One text as lists: drop the n_k top-scored tokens (at least one survives)."""
+    n = len(ids)
+    drop = set(top_positions(scores, min(n_rounded(n, k), n - 1)))
+    return [token for i, token in enumerate(ids) if i not in drop]
+
+
+def keep_top(ids: list[int], scores: list[float], k: float) -> list[int]:
+    """One text as lists: keep only the n_k top-scored tokens (at least one), in order."""
+    n = len(ids)
+    keep = set(top_positions(scores, min(max(n_rounded(n, k), 1), n)))
+    return [token for i, token in enumerate(ids) if i in keep]
+
+
+def rows_as_lists(ids: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+    return [[int(ids[b, i]) for i in real_tokens(mask, b)] for b in range(ids.shape[0])]
+
+
 def attention_received(a: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over heads and real queries of the attention each real key gets."""
+    """Mean over heads and real query rows of A[b, α, i, j], for every real key j; [B, T]."""
     B, M, T, _ = a.shape
     out = torch.zeros(B, T, dtype=torch.float64)
     for b in range(B):
@@ -125,3 +159,66 @@ def centred(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         for i in real:
             out[b, i] = h[b, i].double() - mean
     return out
+
+
+def _probs_alone(model: torch.nn.Module, tokens: list[int]) -> list[float]:
+    ids = torch.tensor([tokens])
+    with torch.no_grad():
+        return model(ids, torch.ones_like(ids, dtype=torch.bool)).logits[0].double().softmax(-1).tolist()
+
+
+def srs_by_text(
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    labels: torch.Tensor,
+    scores: torch.Tensor,
+    random_draws: list[torch.Tensor],
+    ks: list[float],
+) -> dict:
+    """Deletion evaluation one text at a time, with lists: each shortened text is run alone."""
+    rows = rows_as_lists(ids, mask)
+    keys = [f"{k:g}" for k in ks]
+    totals = {name: dict.fromkeys(keys, 0.0) for name in ("acc_capacity", "acc_random", "comp", "suff")}
+    correct = 0
+    for b, tokens in enumerate(rows):
+        real = real_tokens(mask, b)
+        s = [float(scores[b, i]) for i in real]
+        p = _probs_alone(model, tokens)
+        pred = max(range(len(p)), key=lambda c: p[c])
+        label = int(labels[b])
+        correct += pred == label
+        for k, key in zip(ks, keys, strict=True):
+            deleted = _probs_alone(model, delete_top(tokens, s, k))
+            totals["acc_capacity"][key] += max(range(len(deleted)), key=lambda c: deleted[c]) == label
+            totals["comp"][key] += p[pred] - deleted[pred]
+            kept = _probs_alone(model, keep_top(tokens, s, k))
+            totals["suff"][key] += p[pred] - kept[pred]
+            for draw in random_draws:
+                r = _probs_alone(model, delete_top(tokens, [float(draw[b, i]) for i in real], k))
+                totals["acc_random"][key] += (max(range(len(r)), key=lambda c: r[c]) == label) / len(random_draws)
+    n = len(rows)
+    return {
+        "acc": correct / n,
+        "acc_capacity": {k: v / n for k, v in totals["acc_capacity"].items()},
+        "acc_random": {k: v / n for k, v in totals["acc_random"].items()},
+        "comprehensiveness": {k: v / n for k, v in totals["comp"].items()},
+        "sufficiency": {k: v / n for k, v in totals["suff"].items()},
+    }
+
+
+def capacity_stats_by_text(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, layer: str = "fc1") -> dict:
+    """Table 3 text by text: mean capacity of all tokens, of each text's top 30 % by VMASK, of the rest."""
+    sums = {"all": [0.0, 0], "important": [0.0, 0], "rest": [0.0, 0]}
+    for tokens in rows_as_lists(ids, mask):
+        t = torch.tensor([tokens])
+        alone = torch.ones_like(t, dtype=torch.bool)
+        with torch.no_grad():
+            trace = model(t, alone, return_trace=True).trace
+        cap = capacity(trace[layer], alone)[0].tolist()
+        important = set(top_positions(trace["vmask_prob"][0].tolist(), n_rounded(len(tokens), 30)))
+        for i, c in enumerate(cap):
+            for part in ("all", "important" if i in important else "rest"):
+                sums[part][0] += c
+                sums[part][1] += 1
+    return {part: (total / count if count else None) for part, (total, count) in sums.items()}

@@ -65,10 +65,11 @@ def test_wrong_types_and_unknown_keys_fail_at_composition(make_cfg: Callable, ov
         ("data.num_workers", -1, "data.num_workers=-1"),
         ("model.foo", 1, "unknown key model.foo=1; allowed keys in model: name, vmask, d_model"),
         ("foo", {"bar": 1}, "unknown key foo={'bar': 1}; allowed keys at the top level: seed,"),
+        ("model.vmask", False, "srs.scorer='vmask'"),  # with srs.scorer=vmask below
     ],
 )
 def test_out_of_range_values_are_named(make_cfg: Callable, key: str, value: object, message: str) -> None:
-    cfg = make_cfg()
+    cfg = make_cfg("srs.scorer=vmask" if key == "model.vmask" else "srs.scorer=capacity")
     with open_dict(cfg):
         OmegaConf.update(cfg, key, value, force_add=True)
     with pytest.raises(ConfigError, match=re.escape(message)):

@@ -297,11 +297,31 @@ def _train_config_class() -> type:
 TrainConfig = _train_config_class()
 
 
+@dataclass
+class EvaluateConfig:
+    """``conf/evaluate.yaml``: deletion evaluation of a checkpoint (``python -m safr_lightning.evaluate``)."""
+
+    # A .ckpt file, or a run directory (its results.json's checkpoint, else checkpoints/best.ckpt).
+    ckpt_path: str | None = None
+    # null: the checkpoint's own training dataset config; `dataset=imdb` etc. picks another.
+    dataset: DatasetConfig | None = None
+    split: str = "test"
+    # Evaluate only the first `limit` texts of the split; null: all.
+    limit: int | None = None
+    # null: the checkpoint's data.eval_batch_size.
+    eval_batch_size: int | None = None
+    device: str = "cpu"
+    # null: <run dir>/evaluation.json (evaluation_<scorer...>.json for non-default settings).
+    output: str | None = None
+    srs: SRSConfig = field(default_factory=SRSConfig)
+
+
 def register_configs() -> None:
-    """Register the schema so that ``conf/train.yaml`` can extend it (``defaults: [train_schema]``),
-    and the ``${safr.run_dir:...}`` resolver with which ``ckpt_path=<run dir>`` continues in that dir."""
+    """Register the schemas that ``conf/train.yaml``, ``conf/evaluate.yaml`` and ``conf/explain.yaml``
+    extend, and the ``${safr.run_dir:...}`` resolver with which ``ckpt_path=<run dir>`` continues in that dir."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(name="explain_schema", node=ExplainConfig)
     OmegaConf.register_new_resolver(RESOLVER, run_dir_for, replace=True)
 
@@ -414,6 +434,8 @@ def validate(cfg: DictConfig) -> None:
         _fail("callbacks.early_stopping.patience", cfg.callbacks.early_stopping.patience, "an integer >= 1")
     validate_srs(cfg.srs)
     validate_figures("callbacks.figures", cfg.callbacks.figures)
+    if cfg.srs.enabled and cfg.srs.scorer == "vmask" and not m.vmask:
+        _fail("srs.scorer", cfg.srs.scorer, "capacity | random | attention when model.vmask=false (no VMASK)")
     s = cfg.dataset.synthetic
     if cfg.dataset.name == "synthetic":
         if not 1 <= s.min_words <= s.max_words:

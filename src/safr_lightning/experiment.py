@@ -19,10 +19,11 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from safr_lightning.callbacks import AllocationFigures, ThroughputMonitor
+from safr_lightning.callbacks import AllocationFigures, SRSCallback, ThroughputMonitor
 from safr_lightning.config import validate
 from safr_lightning.data.datamodule import SAFRDataModule
 from safr_lightning.errors import ConfigError
+from safr_lightning.evaluation.srs import SRSSettings
 from safr_lightning.loggers import build_loggers
 from safr_lightning.module import SAFRModule
 from safr_lightning.results import run_identity, write_results
@@ -121,6 +122,9 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> tuple[list[Callback], Mod
     if cb.early_stopping.enabled:
         es = cb.early_stopping
         callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta))
+    if cfg.srs.enabled:
+        settings = SRSSettings.from_config(cfg.srs)
+        callbacks.append(SRSCallback(settings, cfg.srs.val_samples, cfg.srs.val_every_n_epochs))
     return callbacks, checkpoint, throughput
 
 
@@ -219,6 +223,10 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         timing["test_s"] = time.perf_counter() - start
         metrics = tested[0] if tested else {}
         results["test"] = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
+        srs = next((c for c in callbacks if isinstance(c, SRSCallback)), None)
+        if srs is not None and srs.test_result is not None:
+            results["test"] = srs.merge_test_results(results["test"])
+            timing["srs_eval_s"] = srs.test_seconds
     results["timing"] = timing
     results["checkpoint"] = os.path.relpath(best_path, run_dir) if best_path else None
     if resumed:

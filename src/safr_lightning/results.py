@@ -35,10 +35,10 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_results(run_dir: Path, results: dict[str, Any]) -> Path:
-    """Write ``run_dir/results.json`` atomically, so a reader never sees half a file."""
+def write_results(run_dir: Path, results: dict[str, Any], name: str = RESULTS_FILE) -> Path:
+    """Write ``run_dir/results.json`` (or ``name``) atomically, so a reader never sees half a file."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / RESULTS_FILE
+    path = run_dir / name
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(_jsonable(results), indent=2, sort_keys=False) + "\n")
     os.replace(tmp, path)

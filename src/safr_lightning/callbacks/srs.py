@@ -1,0 +1,129 @@
+"""SRS during and after training: ``val/srs@30`` at validation end, ``test/srs@k`` after test.
+
+At the end of validation (every ``val_every_n_epochs`` epochs, not during the sanity check) the
+deletion evaluation runs on a fixed, seeded subset of ``val_samples`` validation texts (never more
+than the validation loop itself looks at, so ``limit_val_batches``/``fast_dev_run`` bound it too).
+At the end of test it runs on the batches the test loop evaluated, with the weights the test
+loop used (the restored best checkpoint in a training run), so ``test/acc`` and the SRS share
+their Acc_S. Metrics go through ``LightningModule.log`` (``val/srs@30``, ``test/acc_random@30``,
+``test/capacity_important``...); W&B also gets the curve over k as a ``wandb.Table``; the nested
+results.json block is kept in :attr:`SRSCallback.test_result`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import WandbLogger
+from torch.utils.data import DataLoader, Subset
+
+from safr_lightning.evaluation.srs import SRSSettings, curve_rows, evaluate_srs, flat_metrics
+
+log = logging.getLogger(__name__)
+
+
+def _first_loader(loaders: Any) -> Any:
+    return loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+
+
+def _first_count(counts: Any) -> float:
+    if isinstance(counts, (list, tuple)):
+        return float(counts[0]) if counts else 0.0
+    return float(counts)
+
+
+class SRSCallback(Callback):
+    """Runs :func:`~safr_lightning.evaluation.srs.evaluate_srs` at validation end and after test."""
+
+    def __init__(self, settings: SRSSettings, val_samples: int = 1000, val_every_n_epochs: int = 1) -> None:
+        self.settings = settings
+        self.val_samples = val_samples
+        self.val_every_n_epochs = max(1, val_every_n_epochs)
+        self.val_result: dict[str, Any] | None = None
+        self.test_result: dict[str, Any] | None = None
+        self.test_seconds: float | None = None
+        self.logged_test_keys: set[str] = set()
+
+    # -- validation -------------------------------------------------------------------------
+
+    def _val_batches(self, trainer: L.Trainer) -> DataLoader | None:
+        loader = _first_loader(trainer.val_dataloaders)
+        if loader is None or not hasattr(loader, "dataset"):
+            return None
+        dataset = loader.dataset
+        batch_size = loader.batch_size or 128
+        n = min(self.val_samples, len(dataset))
+        looked_at = _first_count(trainer.num_val_batches)
+        if math.isfinite(looked_at):
+            n = min(n, int(looked_at) * batch_size)
+        if n <= 0:
+            return None
+        g = torch.Generator().manual_seed(self.settings.seed)
+        indices = torch.randperm(len(dataset), generator=g)[:n]
+        lengths = getattr(dataset, "lengths", None)
+        if lengths is not None:  # similar lengths in a batch: little padding
+            indices = indices[torch.argsort(lengths[indices], stable=True)]
+        return DataLoader(
+            Subset(dataset, indices.tolist()),
+            batch_size=batch_size,
+            shuffle=False,
+            collate_fn=loader.collate_fn,
+        )
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or self.val_samples <= 0:
+            return
+        if (trainer.current_epoch + 1) % self.val_every_n_epochs:
+            return
+        batches = self._val_batches(trainer)
+        if batches is None:
+            return
+        self.val_result = evaluate_srs(pl_module.model, batches, self.settings)
+        pl_module.log_dict(flat_metrics(self.val_result, "val"))
+
+    # -- test -------------------------------------------------------------------------------
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loader = _first_loader(trainer.test_dataloaders)
+        if loader is None:
+            return
+        limit = _first_count(trainer.num_test_batches)
+        batches = loader if not math.isfinite(limit) else itertools.islice(loader, int(limit))
+        reduce = None
+        if trainer.world_size > 1:  # each process saw its shard of the test set: add up the sums
+
+            def reduce(t: torch.Tensor) -> torch.Tensor:
+                return trainer.strategy.reduce(t, reduce_op="sum")
+
+        start = time.perf_counter()
+        self.test_result = evaluate_srs(pl_module.model, batches, self.settings, reduce=reduce)
+        self.test_seconds = time.perf_counter() - start
+        metrics = flat_metrics(self.test_result, "test")
+        metrics.pop("test/acc", None)  # the test loop's own test/acc is the same number
+        self.logged_test_keys = set(metrics)
+        pl_module.log_dict(metrics)
+        self._log_curve(trainer, self.test_result)
+
+    @staticmethod
+    def _log_curve(trainer: L.Trainer, result: dict[str, Any]) -> None:
+        columns, rows = curve_rows(result)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_table(key="test/srs_curve", columns=columns, data=rows)
+
+    def merge_test_results(self, test: dict[str, Any]) -> dict[str, Any]:
+        """results.json's ``test`` block: the test loop's metrics (flat SRS names dropped) + the SRS block."""
+        if self.test_result is None:
+            return test
+        merged = {k: v for k, v in test.items() if f"test/{k}" not in self.logged_test_keys}
+        acc = merged.get("acc")
+        if acc is not None and abs(acc - (self.test_result["acc"] or 0.0)) > 1e-6:
+            log.warning("test/acc %.6f differs from the SRS evaluation's Acc_S %.6f", acc, self.test_result["acc"])
+        return {**self.test_result, **merged}

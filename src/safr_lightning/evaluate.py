@@ -1,0 +1,205 @@
+"""Evaluate a checkpoint: ``python -m safr_lightning.evaluate ckpt_path=... [dataset=...] [srs.scorer=...]``.
+
+Loads a checkpoint written by ``train`` (model, tokenizer and the run's config travel inside it),
+encodes the run's dataset (or ``dataset=...``) with the checkpoint's own tokenizer, runs the
+deletion evaluation of DESIGN §7 over a split, prints a table and writes ``evaluation.json``
+(the shape of results.json: identity, ``test`` block, ``timing``). A user error is one line on
+stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from safr_lightning.config import DataConfig, DatasetConfig, register_configs, validate_srs
+from safr_lightning.data.datamodule import SAFRDataModule
+from safr_lightning.errors import ConfigError, SAFRError
+from safr_lightning.evaluation.srs import SRSSettings, check_scorer, curve_rows, evaluate_srs
+from safr_lightning.experiment import CHECKPOINT_DIR, quiet_known_warnings
+from safr_lightning.module import SAFRModule
+from safr_lightning.results import RESULTS_FILE, run_identity, write_results
+
+log = logging.getLogger("safr_lightning.evaluate")
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+SPLITS = {"test": "test", "validation": "val"}  # split -> results.json block name
+
+register_configs()
+
+
+def resolve_checkpoint(ckpt_path: str | None) -> Path:
+    """A .ckpt file, or a run directory (its results.json's checkpoint, else checkpoints/best.ckpt)."""
+    if not ckpt_path:
+        raise ConfigError(
+            "ckpt_path is required: python -m safr_lightning.evaluate ckpt_path=RUN_DIR/checkpoints/best.ckpt"
+        )
+    path = Path(ckpt_path).expanduser()
+    if path.is_dir():
+        recorded = None
+        if (path / RESULTS_FILE).is_file():
+            recorded = json.loads((path / RESULTS_FILE).read_text()).get("checkpoint")
+        path = path / (recorded or f"{CHECKPOINT_DIR}/best.ckpt")
+    if not path.is_file():
+        raise ConfigError(f"invalid config: ckpt_path={ckpt_path!r}; no checkpoint at {path}")
+    return path
+
+
+def run_dir_of(ckpt: Path) -> Path:
+    return ckpt.parent.parent if ckpt.parent.name == CHECKPOINT_DIR else ckpt.parent
+
+
+def resolve_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"invalid config: device={name!r}; allowed: cpu | cuda | cuda:N") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"invalid config: device={name!r}; no CUDA device is available here (use device=cpu)")
+    return device
+
+
+def load_module(ckpt: Path, device: torch.device) -> SAFRModule:
+    try:
+        module = SAFRModule.load_from_checkpoint(ckpt, map_location=device)
+    except Exception as exc:  # a truncated or foreign file: say which, in one line
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise SAFRError(f"could not load checkpoint {ckpt}: {reason}") from exc
+    return module.eval()
+
+
+def _onto_schema(schema: type, values: dict[str, Any] | DictConfig) -> DictConfig:
+    """``values`` over the schema's defaults; keys of other project versions are kept, not refused."""
+    node = OmegaConf.structured(schema)
+    OmegaConf.set_struct(node, False)
+    return OmegaConf.merge(node, values)
+
+
+def default_output_name(cfg: DictConfig) -> str:
+    """``evaluation.json`` for the paper's setting; a tagged name otherwise, so runs do not overwrite."""
+    tags = []
+    if cfg.srs.scorer != "capacity" or cfg.srs.layer != "fc1":
+        tags.append(cfg.srs.scorer if cfg.srs.scorer != "capacity" else f"capacity-{cfg.srs.layer}")
+    if cfg.split != "test":
+        tags.append(cfg.split)
+    if cfg.dataset is not None:
+        tags.append(cfg.dataset.name)
+    if cfg.limit is not None:
+        tags.append(f"first{cfg.limit}")
+    return "evaluation" + "".join(f"_{t}" for t in tags) + ".json"
+
+
+def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate ``cfg.ckpt_path``; write and return evaluation.json's content."""
+    validate_srs(cfg.srs)
+    if cfg.split not in SPLITS:
+        raise ConfigError(f"invalid config: split={cfg.split!r}; allowed: {' | '.join(SPLITS)}")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise ConfigError(f"invalid config: limit={cfg.limit!r}; allowed: null or an integer >= 1")
+    if cfg.eval_batch_size is not None and cfg.eval_batch_size < 1:
+        raise ConfigError(f"invalid config: eval_batch_size={cfg.eval_batch_size!r}; allowed: an integer >= 1")
+    quiet_known_warnings()
+    ckpt = resolve_checkpoint(cfg.ckpt_path)
+    device = resolve_device(cfg.device)
+    module = load_module(ckpt, device)
+    settings = SRSSettings.from_config(cfg.srs)
+    check_scorer(module.model, settings)
+
+    run_config = OmegaConf.create(module.hparams.get("run_config") or {})
+    if cfg.dataset is None and "dataset" not in run_config:
+        raise SAFRError(
+            f"checkpoint {ckpt} carries no run config; name the data with dataset=sst2|imdb|synthetic|local"
+        )
+    dataset_cfg = _onto_schema(DatasetConfig, cfg.dataset if cfg.dataset is not None else run_config.dataset)
+    if cfg.limit is not None:  # otherwise the run's own limit (usually none) stands
+        dataset_cfg[f"limit_{'test' if cfg.split == 'test' else 'val'}"] = cfg.limit
+    data_cfg = _onto_schema(DataConfig, run_config.get("data") or {})
+    if cfg.eval_batch_size is not None:
+        data_cfg.eval_batch_size = cfg.eval_batch_size
+    datamodule = SAFRDataModule(dataset_cfg, data_cfg, seed=int(run_config.get("seed", 0)), tokenizer=module.tokenizer)
+    datamodule.setup("test")
+
+    start = time.perf_counter()
+    result = evaluate_srs(module.model, datamodule.loader(cfg.split), settings)
+    seconds = time.perf_counter() - start
+
+    identity: dict[str, Any] = {}
+    if "dataset" in run_config and "model" in run_config:
+        identity = run_identity(run_config)
+        if identity["dataset"] != dataset_cfg.name:
+            identity["train_dataset"] = identity["dataset"]
+    identity["dataset"] = dataset_cfg.name
+    evaluation = {
+        **identity,
+        "status": "ok",
+        "checkpoint": str(ckpt),
+        "split": cfg.split,
+        SPLITS[cfg.split]: result,
+        "timing": {"srs_eval_s": seconds},
+    }
+    output = Path(cfg.output) if cfg.output else run_dir_of(ckpt) / default_output_name(cfg)
+    path = write_results(output.parent, evaluation, name=output.name)
+    print(format_table(evaluation, SPLITS[cfg.split]))
+    print(f"wrote {path} ({seconds:.1f} s)")
+    return evaluation
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_table(evaluation: dict[str, Any], block: str) -> str:
+    """A readable summary of one evaluation (what the CLI prints)."""
+    r = evaluation[block]
+    scorer = r["scorer"] + (f" at {r['layer']}" if r["scorer"] == "capacity" else "")
+    lines = [
+        f"checkpoint  {evaluation['checkpoint']}",
+        f"data        {evaluation['dataset']} {evaluation['split']}, {r['n']} texts",
+        f"scorer      {scorer}; random baseline: mean of {r['random_draws']} seeded draws",
+        f"Acc_S       {_num(r['acc'], '.4f')}",
+        "",
+    ]
+    columns, rows = curve_rows(r)
+    names = {"acc_capacity": "acc_scored", "comprehensiveness": "compreh.", "sufficiency": "suffic.",
+             "rationale_precision": "precision", "rationale_precision_random": "prec.random"}  # fmt: skip
+    header = [names.get(c, c) for c in columns]
+    lines.append("  ".join(f"{h:>11s}" for h in header))
+    for row in rows:
+        cells = [f"{row[0]:>11g}"]
+        for name, value in zip(columns[1:], row[1:], strict=True):
+            cells.append(f"{_num(value, '.2f' if name in ('srs', 'gap') else '.4f'):>11s}")
+        lines.append("  ".join(cells))
+    lines.append("")
+    lines.append(
+        f"AOPC        comprehensiveness {_num(r['aopc_comprehensiveness'], '.4f')}"
+        f"  sufficiency {_num(r['aopc_sufficiency'], '.4f')}"
+    )
+    cap = r["capacity"]
+    lines.append(
+        f"capacity    ({r['layer']}) all {_num(cap['all'], '.4f')}  important (top 30% by VMASK) "
+        f"{_num(cap['important'], '.4f')}  rest {_num(cap['rest'], '.4f')}"
+    )
+    if "planted_fraction" in r:
+        lines.append(f"planted     {_num(r['planted_fraction'], '.4f')} of all tokens")
+    lines.append("acc_scored = Acc after deleting the top-k% tokens by the scorer; srs, gap in points")
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+def main(cfg: DictConfig) -> dict[str, Any] | None:
+    try:
+        return run_evaluation(cfg)
+    except SAFRError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

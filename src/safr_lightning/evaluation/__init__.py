@@ -1,0 +1,1 @@
+"""Evaluation over datasets: SRS and deletion faithfulness (DESIGN §7)."""

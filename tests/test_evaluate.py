@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from safr_lightning.config import register_configs
+from safr_lightning.errors import ConfigError
+from safr_lightning.evaluate import default_output_name, run_evaluation
+from safr_lightning.experiment import run_training
+from tests.conftest import CONF, REPO, SUBPROCESS_ENV, TINY
+
+
+def compose_config(name: str, overrides: list[str]) -> DictConfig:
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """A tiny synthetic run whose test SRS covers the whole test split (no limit_test_batches)."""
+    run_dir = tmp_path_factory.mktemp("run")
+    cfg = compose_config("train", [*TINY, "trainer.limit_test_batches=null"])
+    with open_dict(cfg):
+        cfg.data.cache_dir = str(run_dir.parent / "hf-cache")
+    return run_dir, run_training(cfg, run_dir)
+
+
+def evaluate(*overrides: str) -> dict[str, Any]:
+    return run_evaluation(compose_config("evaluate", list(overrides)))
+
+
+def test_evaluate_reproduces_the_runs_test_block_and_writes_evaluation_json(
+    trained_run: tuple[Path, dict[str, Any]], capsys: pytest.CaptureFixture
+) -> None:
+    run_dir, results = trained_run
+    evaluation = evaluate(f"ckpt_path={run_dir}")  # a run directory finds its best checkpoint
+    written = json.loads((run_dir / "evaluation.json").read_text())
+    assert written["test"]["srs"] == evaluation["test"]["srs"]
+    assert evaluation["checkpoint"] == str(run_dir / results["checkpoint"])
+    assert evaluation["dataset"] == "synthetic" and evaluation["lambda"] == results["lambda"]
+    test = evaluation["test"]
+    assert test["n"] == results["test"]["n"] == 64
+    assert test["acc"] == pytest.approx(results["test"]["acc"], abs=1e-6)
+    for name in ("acc_capacity", "acc_random", "srs", "gap", "comprehensiveness", "sufficiency"):
+        assert test[name] == pytest.approx(results["test"][name], abs=1e-6), name
+    printed = capsys.readouterr().out
+    assert "Acc_S" in printed and "srs" in printed and "evaluation.json" in printed
+
+
+def test_evaluate_with_another_scorer_dataset_and_limit(trained_run: tuple[Path, dict[str, Any]]) -> None:
+    run_dir, _ = trained_run
+    ckpt = run_dir / "checkpoints" / "best.ckpt"
+    evaluation = evaluate(f"ckpt_path={ckpt}", "srs.scorer=attention", "srs.ks=[20,40]", "dataset=synthetic",
+                          "limit=10", "split=validation")  # fmt: skip
+    assert evaluation["split"] == "validation" and evaluation["val"]["n"] == 10
+    assert evaluation["val"]["scorer"] == "attention" and list(evaluation["val"]["srs"]) == ["20", "40"]
+    assert (run_dir / "evaluation_attention_validation_synthetic_first10.json").is_file()
+
+
+def test_default_output_name_keeps_non_default_settings_apart() -> None:
+    assert default_output_name(compose_config("evaluate", [])) == "evaluation.json"
+    assert default_output_name(compose_config("evaluate", ["srs.scorer=vmask"])) == "evaluation_vmask.json"
+    assert default_output_name(compose_config("evaluate", ["srs.layer=fc2"])) == "evaluation_capacity-fc2.json"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ([], "ckpt_path is required"),
+        (["ckpt_path=/nonexistent/best.ckpt"], "ckpt_path='/nonexistent/best.ckpt'"),
+        (["ckpt_path=x", "srs.scorer=loudness"], "srs.scorer='loudness'"),
+        (["ckpt_path=x", "srs.ks=[0,30]"], "srs.ks"),
+        (["ckpt_path=x", "split=train"], "split='train'"),
+    ],
+)
+def test_bad_input_is_one_config_error(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        evaluate(*overrides)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_reported(tmp_path: Path) -> None:
+    bogus = tmp_path / "best.ckpt"
+    bogus.write_text("not a checkpoint")
+    with pytest.raises(Exception, match=f"could not load checkpoint {bogus}"):
+        evaluate(f"ckpt_path={bogus}")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **SUBPROCESS_ENV}
+    return subprocess.run([sys.executable, "-m", "safr_lightning.evaluate", *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_cli_evaluates_a_checkpoint_and_prints_the_table(
+    trained_run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    run_dir, _ = trained_run
+    out = tmp_path / "eval.json"
+    proc = cli(f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", f"output={out}", "srs.scorer=vmask")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Acc_S" in proc.stdout and f"wrote {out}" in proc.stdout
+    assert json.loads(out.read_text())["test"]["scorer"] == "vmask"
+    assert not list(REPO.glob("evaluate.log")), "evaluate must not leave logs in the working directory"
+
+
+@pytest.mark.slow
+def test_cli_error_is_one_line_with_exit_code_2(tmp_path: Path) -> None:
+    proc = cli(f"ckpt_path={tmp_path / 'missing.ckpt'}")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: invalid config: ckpt_path=")
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("override", ["foo=1", "limit=abc", "srs.random_draws=1.5"])
+def test_evaluate_keys_are_typed(override: str) -> None:
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException):
+        compose_config("evaluate", [override])
