@@ -225,6 +225,10 @@ class SRSConfig:
     random_draws: int = 3
     val_samples: int = 1000
     val_every_n_epochs: int = 1
+    # Validation SRS runs every epoch inside training: one k and one random draw by default keep it
+    # near the cost of one validation pass (the full protocol of ks x draws costs ~10 passes).
+    val_ks: list[float] = field(default_factory=lambda: [30.0])
+    val_random_draws: int = 1
     seed: int = 0
 
 
@@ -457,6 +461,11 @@ def validate_srs(srs: Any) -> None:
     for k in srs.ks:
         if not (math.isfinite(k) and 0 < k < 100):
             _fail("srs.ks", list(srs.ks), "percentages strictly between 0 and 100")
+    val_ks = srs.get("val_ks", [30.0])
+    if len(val_ks) == 0 or not all(math.isfinite(k) and 0 < k < 100 for k in val_ks):
+        _fail("srs.val_ks", list(val_ks), "a non-empty list of percentages strictly between 0 and 100")
+    if srs.get("val_random_draws", 1) < 1:
+        _fail("srs.val_random_draws", srs.val_random_draws, "an integer >= 1")
     if srs.scorer not in SCORERS:
         _fail("srs.scorer", srs.scorer, " | ".join(SCORERS))
     if srs.layer not in TRACE_LAYERS:

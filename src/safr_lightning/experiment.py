@@ -6,6 +6,7 @@ Kept apart from the Hydra entry point (``train.py``) so that tests and notebooks
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -124,7 +125,10 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> tuple[list[Callback], Mod
         callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta))
     if cfg.srs.enabled:
         settings = SRSSettings.from_config(cfg.srs)
-        callbacks.append(SRSCallback(settings, cfg.srs.val_samples, cfg.srs.val_every_n_epochs))
+        val_settings = dataclasses.replace(
+            settings, ks=tuple(float(k) for k in cfg.srs.val_ks), random_draws=int(cfg.srs.val_random_draws)
+        )
+        callbacks.append(SRSCallback(settings, cfg.srs.val_samples, cfg.srs.val_every_n_epochs, val_settings))
     return callbacks, checkpoint, throughput
 
 

@@ -40,11 +40,18 @@ def test_val_and_test_srs_are_logged_and_land_in_results(make_cfg: Callable, tmp
     logged = last_values(tmp_path / "csv" / "metrics.csv")
     assert {"val/srs@30", "val/acc_capacity@30", "val/acc_random@30", "test/srs@10", "test/acc_random@50",
             "test/capacity_important"} <= set(logged)  # fmt: skip
+    assert "val/srs@10" not in logged  # validation runs srs.val_ks only (default [30])
     assert logged["test/srs@30"] == pytest.approx(results["test"]["srs"]["30"], abs=1e-4)
     assert logged["test/acc"] == pytest.approx(results["test"]["acc"])
     assert results["test"]["acc"] == pytest.approx(
         results["test"]["srs"]["30"] / 100 + results["test"]["acc_capacity"]["30"]
     )
+
+
+def test_validation_ks_and_draws_are_configurable(make_cfg: Callable, tmp_path: Path) -> None:
+    run_training(make_cfg("logger=csv", "srs.val_ks=[10,50]", "srs.val_random_draws=2"), tmp_path)
+    logged = last_values(tmp_path / "csv" / "metrics.csv")
+    assert {"val/srs@10", "val/srs@50"} <= set(logged) and "val/srs@30" not in logged
 
 
 def test_srs_can_be_turned_off(make_cfg: Callable, tmp_path: Path) -> None:

@@ -42,8 +42,15 @@ def _first_count(counts: Any) -> float:
 class SRSCallback(Callback):
     """Runs :func:`~safr_lightning.evaluation.srs.evaluate_srs` at validation end and after test."""
 
-    def __init__(self, settings: SRSSettings, val_samples: int = 1000, val_every_n_epochs: int = 1) -> None:
+    def __init__(
+        self,
+        settings: SRSSettings,
+        val_samples: int = 1000,
+        val_every_n_epochs: int = 1,
+        val_settings: SRSSettings | None = None,
+    ) -> None:
         self.settings = settings
+        self.val_settings = val_settings or settings
         self.val_samples = val_samples
         self.val_every_n_epochs = max(1, val_every_n_epochs)
         self.val_result: dict[str, Any] | None = None
@@ -65,7 +72,7 @@ class SRSCallback(Callback):
             n = min(n, int(looked_at) * batch_size)
         if n <= 0:
             return None
-        g = torch.Generator().manual_seed(self.settings.seed)
+        g = torch.Generator().manual_seed(self.val_settings.seed)
         indices = torch.randperm(len(dataset), generator=g)[:n]
         lengths = getattr(dataset, "lengths", None)
         if lengths is not None:  # similar lengths in a batch: little padding
@@ -85,7 +92,7 @@ class SRSCallback(Callback):
         batches = self._val_batches(trainer)
         if batches is None:
             return
-        self.val_result = evaluate_srs(pl_module.model, batches, self.settings)
+        self.val_result = evaluate_srs(pl_module.model, batches, self.val_settings)
         pl_module.log_dict(flat_metrics(self.val_result, "val"))
 
     # -- test -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 
 
 class ThroughputMonitor(Callback):
@@ -38,12 +39,13 @@ class ThroughputMonitor(Callback):
         self._samples += int(batch["labels"].shape[0])
         self._tokens = self._tokens + batch["attention_mask"].sum()
 
+    # Validation inside fit (trainer.training is False while it runs, so ask the trainer's function).
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.training:
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
             self._val_start = time.perf_counter()
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.training:
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
             self._val_s += time.perf_counter() - self._val_start
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
