@@ -12,13 +12,11 @@ import json
 import resource
 import time
 
-import safr_lightning  # noqa: F401  (first: sets the allocator before torch loads)
-
-# isort: split
 import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 
+from safr_lightning.allocator import keep_freed_memory
 from safr_lightning.callbacks import ThroughputMonitor
 from safr_lightning.config import CONFIG_DIR, register_configs
 from safr_lightning.experiment import build_datamodule, build_module, quiet_known_warnings
@@ -34,6 +32,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. lambda.inter=0")
     args = parser.parse_args()
     quiet_known_warnings()
+    keep_freed_memory()  # as run_training does
     register_configs()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[f"dataset={args.dataset}", f"dataset.local_dir={args.data_dir}",

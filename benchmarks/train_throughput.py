@@ -47,9 +47,8 @@ def main() -> None:
     rows = [ours]
     if not args.skip_naive:
         # The naive trainer runs as the official code would: plain PyTorch, default allocator.
-        env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
         naive = run_json([str(HERE / "naive.py"), "--dataset", args.dataset, "--data-dir", args.data_dir,
-                          "--batches", str(args.naive_batches)], env=env)  # fmt: skip
+                          "--batches", str(args.naive_batches)])  # fmt: skip
         per_batch = step_flops(32, MAX_LEN[args.dataset], 0, naive=True)["total"]
         naive["flops"] = per_batch * naive["steps"]
         rows.append(naive)

@@ -71,3 +71,21 @@ def test_interaction_loss_gradient_equals_autograd_of_the_formula() -> None:
     a = slow_scores.softmax(-1)
     straightforward_interaction(a.double(), mask).backward()
     torch.testing.assert_close(fast_scores.grad, slow_scores.grad, atol=1e-6, rtol=1e-4)  # fp32 inside
+
+
+def test_interaction_loss_gradient_with_respect_to_a_itself() -> None:
+    """Directly in A (not through softmax, where row-constant terms of the gradient would vanish)."""
+    g = torch.Generator().manual_seed(4)
+    mask = random_mask([6, 1, 4, 2])
+    for include_self in (False, True):
+        a = torch.rand(4, 3, 6, 6, generator=g) * mask[:, None, None, :]  # zero padded keys, as softmax gives
+        fast, slow = a.clone().requires_grad_(True), a.clone().requires_grad_(True)
+        interaction_loss(fast, mask, include_self=include_self).backward()
+        m = mask.float()
+        pair = m[:, None, :, None] * m[:, None, None, :]
+        n = m.sum(-1)
+        if not include_self:
+            pair = pair * (1 - torch.eye(6))
+        denominator = 3 * (n.square().sum() if include_self else (n * (n - 1)).sum())
+        ((pair * slow * (1 - slow @ slow.transpose(-1, -2))).sum() / denominator).backward()
+        torch.testing.assert_close(fast.grad, slow.grad, atol=1e-6, rtol=1e-5)

@@ -20,6 +20,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from safr_lightning.allocator import keep_freed_memory
 from safr_lightning.callbacks import AllocationFigures, SRSCallback, ThroughputMonitor
 from safr_lightning.config import validate
 from safr_lightning.data.datamodule import SAFRDataModule
@@ -180,6 +181,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train to early stopping, test the best checkpoint, write and return ``results.json``'s content."""
     validate(cfg)
     quiet_known_warnings()
+    keep_freed_memory()
     resume = resolve_resume(cfg.ckpt_path, run_dir)
     resumed: dict[str, Any] | None = None
     if resume is not None:

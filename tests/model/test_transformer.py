@@ -84,3 +84,18 @@ def test_texts_longer_than_the_position_table_still_run() -> None:
     model = SAFRTransformer(20, 2, d_model=8, n_heads=2, d_ff=16, vmask_hidden=4, max_len=4).eval()
     ids = torch.randint(2, 20, (1, 9))
     assert model(ids, ids != 0).logits.shape == (1, 2)
+
+
+def test_dropout_drops_a_fraction_p_and_rescales_the_rest() -> None:
+    from safr_lightning.model.transformer import Dropout
+
+    torch.manual_seed(0)
+    drop = Dropout(0.25)
+    x = torch.ones(200_000, requires_grad=True)
+    y = drop(x)
+    dropped = float((y == 0).float().mean())
+    assert abs(dropped - 0.25) < 0.005
+    torch.testing.assert_close(torch.unique(y), torch.tensor([0.0, 1 / 0.75]))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())  # d(x * scale)/dx = scale
+    assert drop.eval()(x) is x
