@@ -59,13 +59,13 @@ def test_figures_of_fixed_texts_go_to_files_and_wandb(
         [f"test_text{k}_{n}.png" for k in (1, 2) for n in ("token_graph", "layer_capacity", "layer_interference")]
         + ["test_important_vs_rest.png", "test_deletion_curve.png"]
     )
-    assert set(wandb_images) == {
-        "figures/token_graph", "figures/layer_capacity", "figures/layer_interference",
+    per_text = ("token_graph", "layer_capacity", "layer_interference")
+    assert set(wandb_images) == {f"figures/{n}/{i}" for n in per_text for i in (0, 1)} | {
         "figures/important_vs_rest", "figures/deletion_curve",
     }  # fmt: skip
-    images, captions = wandb_images["figures/token_graph"]
-    assert [Path(p).name for p in images] == ["test_text1_token_graph.png", "test_text2_token_graph.png"]
-    assert captions[1].startswith("“bad taba Zorbly” →")
+    images, captions = wandb_images["figures/token_graph/1"]  # one image per key: texts' figures differ in size
+    assert [Path(p).name for p in images] == ["test_text2_token_graph.png"]
+    assert captions[0].startswith("“bad taba Zorbly” →")
 
 
 def test_only_rank_zero_draws(tiny_module: SAFRModule, tmp_path: Path) -> None:
@@ -90,4 +90,4 @@ def test_training_run_writes_test_figures(make_cfg: Callable, tmp_path: Path, wa
     figures = tmp_path / "figures"
     assert (figures / "test_text1_token_graph.png").stat().st_size > 5_000
     assert (figures / "test_important_vs_rest.png").is_file()
-    assert "figures/token_graph" in wandb_images
+    assert "figures/token_graph" in wandb_images  # one text: no index

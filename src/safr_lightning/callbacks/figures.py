@@ -108,5 +108,10 @@ class AllocationFigures(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 for name, (paths, captions) in images.items():
-                    if all(p.suffix == ".png" for p in paths):  # wandb.Image reads rasters, not SVG/PDF
-                        logger.log_image(key=f"figures/{name}", images=[str(p) for p in paths], caption=captions)
+                    if not all(p.suffix == ".png" for p in paths):  # wandb.Image reads rasters, not SVG/PDF
+                        continue
+                    # One key per image: the figures of different texts differ in size, and W&B
+                    # shows a list of unequal images under one key incorrectly.
+                    for i, (path, caption) in enumerate(zip(paths, captions, strict=True)):
+                        key = f"figures/{name}" if len(paths) == 1 else f"figures/{name}/{i}"
+                        logger.log_image(key=key, images=[str(path)], caption=[caption])

@@ -152,10 +152,12 @@ class SAFRTransformer(nn.Module):
         else:
             # Embedding and VMASK logits are functions of the token alone: on CPU compute them
             # once per distinct token of the batch (a third of the tokens on IMDB) and gather.
+            # The gathers are F.embedding, not `x[where]`: the backward of advanced indexing
+            # (index_put_ with accumulate) is not deterministic on CPU; embedding's backward is.
             tokens, where = torch.unique(input_ids, return_inverse=True)
             e_tokens = self.embedding(tokens) * math.sqrt(self.d_model)
-            e = e_tokens[where]
-            logits = self.vmask.logits(e_tokens)[where] if self.vmask is not None else None
+            e = F.embedding(where, e_tokens)
+            logits = F.embedding(where, self.vmask.logits(e_tokens)) if self.vmask is not None else None
         if self.vmask is not None:
             h, keep, keep_prob = self.vmask(e, mask, logits=logits)
         else:  # the Baseline: every real token passes untouched
