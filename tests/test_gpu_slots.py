@@ -36,8 +36,16 @@ def test_concurrent_jobs_get_different_gpus_and_see_only_theirs(tmp_path: Path) 
         assert os.environ["CUDA_VISIBLE_DEVICES"] == first == "4"
         with gpu_slot(["4", "7"], tmp_path) as second:  # another job while the first still runs
             assert second == "7" and os.environ["CUDA_VISIBLE_DEVICES"] == "7"
-            assert is_locked(tmp_path / "gpu4.lock") and is_locked(tmp_path / "gpu7.lock")
-    assert not is_locked(tmp_path / "gpu4.lock") and not is_locked(tmp_path / "gpu7.lock")
+            assert is_locked(tmp_path / "gpu4.slot0.lock") and is_locked(tmp_path / "gpu7.slot0.lock")
+    assert not is_locked(tmp_path / "gpu4.slot0.lock") and not is_locked(tmp_path / "gpu7.slot0.lock")
+
+
+def test_several_jobs_share_a_gpu_up_to_its_slots(tmp_path: Path) -> None:
+    with gpu_slot(["4", "7"], tmp_path, slots_per_gpu=2) as a, gpu_slot(["4", "7"], tmp_path, slots_per_gpu=2) as b:
+        gpu_slots._pinned = None  # the third job comes from another joblib worker (process)
+        with gpu_slot(["4", "7"], tmp_path, slots_per_gpu=2) as c:
+            assert [a, b, c] == ["4", "7", "4"]  # spread over the GPUs first, then a second job per GPU
+            assert is_locked(tmp_path / "gpu4.slot1.lock") and not is_locked(tmp_path / "gpu7.slot1.lock")
 
 
 def test_a_worker_keeps_its_gpu_across_jobs(tmp_path: Path) -> None:

@@ -162,6 +162,8 @@ class TrainerConfig:
     deterministic: bool = False
     # Check the loss for NaN/inf every this many steps (1 = every step; each check syncs the device).
     nan_check_every: int = 1
+    # Jobs sharing one GPU in a joblib sweep (one job cannot fill a large GPU): see gpu_slots.py.
+    jobs_per_gpu: int = 1
 
 
 @dataclass
@@ -426,6 +428,8 @@ def validate(cfg: DictConfig) -> None:
         _fail("trainer.precision", cfg.trainer.precision, " | ".join(PRECISIONS))
     if cfg.trainer.max_epochs < 1 and cfg.trainer.max_steps < 1:
         _fail("trainer.max_epochs", cfg.trainer.max_epochs, "an integer >= 1")
+    if cfg.trainer.jobs_per_gpu < 1:
+        _fail("trainer.jobs_per_gpu", cfg.trainer.jobs_per_gpu, "an integer >= 1")
     if cfg.trainer.nan_check_every < 1:
         _fail("trainer.nan_check_every", cfg.trainer.nan_check_every, "an integer >= 1")
     if not SWEEP_NAME.fullmatch(cfg.sweep_name):

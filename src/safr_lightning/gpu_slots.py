@@ -1,9 +1,11 @@
-"""One GPU per job when a sweep runs jobs in parallel on one machine (``hydra/launcher=joblib``).
+"""GPU slots for sweeps that run jobs in parallel on one machine (``hydra/launcher=joblib``).
 
-Each job holds an exclusive lock on one GPU (an ``flock`` on ``<lock_dir>/gpu<id>.lock``, released
-by the kernel even if the job dies) and sees only that GPU through ``CUDA_VISIBLE_DEVICES``. With
-``hydra.launcher.n_jobs`` equal to the number of GPUs every job finds a free one; extra jobs wait.
-The lock directory is per user and machine-wide, so two sweeps on one box share the GPUs too.
+Each GPU has ``trainer.jobs_per_gpu`` slots (default 1). A job holds an exclusive lock on one slot
+(an ``flock`` on ``<lock_dir>/gpu<id>.slot<k>.lock``, released by the kernel even if the job dies)
+and sees only that slot's GPU through ``CUDA_VISIBLE_DEVICES``. One SAFR job uses a small part of a
+large GPU, so several per GPU fill it (``jobs_per_gpu=4`` with ``hydra.launcher.n_jobs`` = 4 × the
+GPUs); extra jobs wait for a free slot. The lock directory is per user and machine-wide, so two
+sweeps on one box share the slots too.
 """
 
 from __future__ import annotations
@@ -53,19 +55,24 @@ def _cuda_initialized() -> bool:
 
 
 @contextmanager
-def gpu_slot(gpus: Sequence[str], lock_dir: Path, poll_s: float = 2.0) -> Iterator[str]:
-    """Hold one of ``gpus`` exclusively for the duration of the block, exposing only it to CUDA."""
+def gpu_slot(gpus: Sequence[str], lock_dir: Path, poll_s: float = 2.0, slots_per_gpu: int = 1) -> Iterator[str]:
+    """Hold one of the ``slots_per_gpu`` slots of one of ``gpus`` for the duration of the block,
+    exposing only that GPU to CUDA."""
     global _pinned
     if not gpus:
         raise ValueError("gpu_slot needs at least one GPU id")
+    if slots_per_gpu < 1:
+        raise ValueError("gpu_slot needs slots_per_gpu >= 1")
     lock_dir.mkdir(parents=True, exist_ok=True)
     if _pinned is not None and _cuda_initialized():
         candidates = [_pinned]
     else:
         candidates = sorted(gpus, key=lambda g: g != _pinned)
+    # GPU-major over slot-minor: the first free slot of the first GPU that has one.
+    slots = [(gpu, k) for k in range(slots_per_gpu) for gpu in candidates]
     while True:
-        for gpu in candidates:
-            handle = open(lock_dir / f"gpu{gpu}.lock", "a")  # held until the job ends
+        for gpu, k in slots:
+            handle = open(lock_dir / f"gpu{gpu}.slot{k}.lock", "a")  # held until the job ends
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -89,4 +96,5 @@ def job_gpu_slot(cfg: Any, hydra_cfg: Any) -> AbstractContextManager[Any]:
     if not (launcher.endswith("JoblibLauncher") and one_gpu):
         return nullcontext()
     gpus = visible_gpus()
-    return gpu_slot(gpus, default_lock_dir()) if gpus else nullcontext()
+    slots = int(getattr(cfg.trainer, "jobs_per_gpu", 1))
+    return gpu_slot(gpus, default_lock_dir(), slots_per_gpu=slots) if gpus else nullcontext()
