@@ -98,3 +98,20 @@ def test_safr_loss_combines_terms_with_lambdas(g: torch.Generator) -> None:
     assert set(terms) == {"loss_ce", "loss_imp", "loss_inter", "loss_info", "loss"}
     no_reg = safr_loss(logits, labels, trace, LossWeights())
     torch.testing.assert_close(no_reg["loss"], no_reg["loss_ce"])
+
+
+def test_losses_and_metrics_stay_fp32_under_bf16_autocast() -> None:
+    """The trainer=gpu path (bf16-mixed): autocast must not push the T³ matmuls into bf16."""
+    from safr_lightning.metrics.superposition import capacity
+
+    g = torch.Generator().manual_seed(5)
+    mask = random_mask(LENGTHS)
+    h = torch.randn(len(LENGTHS), max(LENGTHS), 12, generator=g)
+    a = random_attention(mask, heads=2, generator=g).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inter, imp, cap = interaction_loss(a, mask), importance_loss(h, mask), capacity(h, mask)
+    inter.backward()
+    assert a.grad is not None and torch.isfinite(a.grad).all()
+    torch.testing.assert_close(inter.detach(), interaction_loss(a.detach(), mask))
+    torch.testing.assert_close(imp, importance_loss(h, mask))
+    torch.testing.assert_close(cap, capacity(h, mask))

@@ -88,3 +88,10 @@ def test_without_data_or_network_one_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "SAFR_DATA_DIR" in errors[0]
+
+
+def test_bf16_mixed_precision_trains_and_evaluates(make_cfg: Callable, tmp_path: Path) -> None:
+    """The trainer=gpu precision on CPU: autocast through the model, losses, SRS and figures."""
+    results = run_training(make_cfg("trainer.precision=bf16-mixed", "callbacks.figures.enabled=true"), tmp_path)
+    assert results["status"] == "ok" and 0 <= results["test"]["acc"] <= 1
+    assert all(v == v for v in results["test"]["srs"].values())  # no NaN

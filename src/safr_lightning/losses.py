@@ -42,6 +42,11 @@ class _InteractionSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, a: torch.Tensor, m: torch.Tensor, include_self: bool) -> torch.Tensor:
+        with torch.autocast(a.device.type, enabled=False):  # fp32 under bf16-mixed too
+            return _InteractionSum._forward(ctx, a, m, include_self)
+
+    @staticmethod
+    def _forward(ctx: Any, a: torch.Tensor, m: torch.Tensor, include_self: bool) -> torch.Tensor:
         rows = m[:, None, :, None]
         am = a * rows
         inter = am @ am.transpose(-1, -2)
@@ -55,6 +60,11 @@ class _InteractionSum(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        with torch.autocast(grad.device.type, enabled=False):
+            return _InteractionSum._backward(ctx, grad)
+
+    @staticmethod
+    def _backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         am, inter, m = ctx.saved_tensors
         w = m[:, None, :, None] * m[:, None, None, :]  # [B, 1, T, T]
         sym = am + am.transpose(-1, -2)  # C + Cᵀ, before taking the diagonal out

@@ -15,7 +15,8 @@ def _masked_gram(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``G_bij = h_bi · h_bj`` for real i, j; 0 where either is padding. [B, T, T]."""
     m = mask.to(torch.float32)
     h = h.float() * m.unsqueeze(-1)
-    return h @ h.transpose(-1, -2)
+    with torch.autocast(h.device.type, enabled=False):  # in fp32 under bf16-mixed too
+        return h @ h.transpose(-1, -2)
 
 
 def interference(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
