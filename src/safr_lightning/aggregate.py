@@ -69,7 +69,11 @@ def aggregate(sweep_dir: Path, k: float = PAPER_K, figures: bool = True) -> Aggr
 def _summary(jobs: Sequence[Job], root: Path) -> list[str]:
     counts = {s: sum(j.status == s for j in jobs) for s in (OK, FAILED, MISSING)}
     lines = [f"{len(jobs)} jobs: {counts[OK]} ok, {counts[FAILED]} failed, {counts[MISSING]} missing"]
-    lines += [f"  {j.status}: {j.label(root)}: {j.reason}" for j in jobs if j.status != OK]
+    for job in jobs:
+        if job.status != OK:
+            lines.append(f"  {job.status}: {job.label(root)}: {job.reason}")
+            if (command := job.rerun_command()) is not None:
+                lines.append(f"    re-run: {command}")
     return lines
 
 

@@ -92,3 +92,47 @@ def test_results_that_do_not_say_which_run_they_are_count_as_failed(tmp_path: Pa
     write_job(tmp_path, "a", None, results)
     (job,) = collect_jobs(tmp_path)
     assert job.status == FAILED and "identity" in job.reason
+
+
+def test_a_job_rerun_with_neutral_overrides_still_fills_its_cell(tmp_path: Path) -> None:
+    write_multirun(tmp_path, {"+row": "baseline,imp0.1_inter0.1", "seed": "0"}, ["dataset=sst2"])
+    rng = random.Random(0)
+    write_job(tmp_path, "0_a", job_overrides("sst2", "baseline"), fake_results(rng, "sst2", "baseline", 0, 0, 0))
+    rerun = job_overrides("sst2", "imp0.1_inter0.1", "trainer.enable_progress_bar=false", f"ckpt_path={tmp_path}/x")
+    write_job(tmp_path, "1_b", rerun, fake_results(rng, "sst2", "safr", 0.1, 0.1, 0))
+    jobs = sorted(collect_jobs(tmp_path), key=lambda j: j.num)
+    assert [(j.num, j.status, j.variant) for j in jobs] == [(0, OK, ()), (1, OK, ())]
+
+
+def test_an_override_that_changes_results_is_not_neutral(tmp_path: Path) -> None:
+    write_multirun(tmp_path, {"seed": "0"}, ["dataset=sst2", "+row=baseline"])
+    write_job(
+        tmp_path,
+        "0_other",
+        job_overrides("sst2", "baseline", "trainer.max_epochs=1"),
+        fake_results(random.Random(0), "sst2", "baseline", 0, 0, 0),
+    )
+    jobs = sorted(collect_jobs(tmp_path), key=lambda j: -1 if j.num is None else j.num)
+    assert [(j.num, j.status) for j in jobs] == [(None, OK), (0, MISSING)]
+
+
+def test_missing_jobs_come_with_the_command_that_reruns_them_into_the_sweep(tmp_path: Path) -> None:
+    write_multirun(tmp_path, {**PARAMS, "seed": "0"}, [])
+    failed = failed_results("sst2", "safr", 0.1, 0.1, 0, "nan")
+    write_job(tmp_path, "1_bad", job_overrides("sst2", "imp0.1_inter0.1"), failed)
+    killed = write_job(tmp_path, "2_killed", job_overrides("imdb", "baseline"), None)
+    (killed / "checkpoints").mkdir()
+    (killed / "checkpoints" / "last.ckpt").write_bytes(b"")
+    jobs = {j.num: j for j in collect_jobs(tmp_path)}
+    assert jobs[1].rerun_command() is None  # failed (NaN): the same seed would fail the same way
+    assert jobs[2].rerun_command() == (
+        f"python -m safr_lightning.train dataset=imdb +row=baseline seed=0 ckpt_path={killed}"
+    )
+    never = jobs[0].rerun_command()
+    assert never == f"python -m safr_lightning.train dataset=sst2 +row=baseline seed=0 hydra.run.dir={tmp_path}/0_rerun"
+
+    # What that command leaves (its task overrides, then results) fills job 0's cell.
+    overrides = never.split()[3:-1]
+    write_job(tmp_path, "0_rerun", overrides, fake_results(random.Random(0), "sst2", "baseline", 0, 0, 0))
+    rerun = {j.num: j for j in collect_jobs(tmp_path)}[0]
+    assert rerun.status == OK and rerun.dir == tmp_path / "0_rerun"

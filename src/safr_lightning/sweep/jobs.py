@@ -30,6 +30,10 @@ IDENTITY_KEYS = frozenset(
     {"seed", "dataset", "row", "model", "lambda", "lambda.imp", "lambda.inter", "sweep", "sweep_name"}
 )
 
+# Overrides that change neither training nor metrics: a job re-run with them (resumed from its last
+# checkpoint, without a progress bar, logging elsewhere) still fills the cell it was asked for.
+NEUTRAL_KEYS = ("ckpt_path", "trainer.enable_progress_bar", "logger", "callbacks.figures")
+
 OK, FAILED, MISSING = "ok", "failed", "missing"
 
 
@@ -52,11 +56,29 @@ class Job:
     reason: str
     dataset: str | None
     variant: tuple[str, ...] = ()
+    sweep_root: Path | None = None  # the multirun folder that asked for this job
 
     def label(self, root: Path) -> str:
         if self.dir is not None:
             return self.dir.relative_to(root).as_posix() if self.dir.is_relative_to(root) else str(self.dir)
         return f"job {self.num}"
+
+    def rerun_command(self) -> str | None:
+        """The command that runs a missing job of its sweep into a folder the table will read.
+
+        A killed job with a last checkpoint resumes from it in its own folder; otherwise the job
+        starts afresh in its folder (or a new one beside the others). None for a job that was not
+        part of the sweep, or that did not go missing (a failed job would fail the same way again).
+        """
+        if self.num is None or self.sweep_root is None or self.status != MISSING:
+            return None
+        args = ["python -m safr_lightning.train", *self.overrides]
+        run_dir = self.dir if self.dir is not None else self.sweep_root / f"{self.num}_rerun"
+        if (run_dir / "checkpoints" / "last.ckpt").is_file():
+            args.append(f"ckpt_path={run_dir}")
+        else:
+            args.append(f"hydra.run.dir={run_dir}")
+        return " ".join(args)
 
 
 def _parse(overrides: list[str]) -> list[Any]:
@@ -66,6 +88,16 @@ def _parse(overrides: list[str]) -> list[Any]:
 def _key(override: Any) -> str:
     """``+row`` and ``row`` name the same thing here; the prefix only tells Hydra how to compose it."""
     return str(override.get_key_element()).lstrip("+~")
+
+
+def _neutral(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in NEUTRAL_KEYS)
+
+
+def cell_overrides(overrides: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``overrides`` without the neutral ones, sorted: what matches a job folder to a job asked for."""
+    parsed = _parse(list(overrides))
+    return tuple(sorted(o for o, p in zip(overrides, parsed, strict=True) if not _neutral(_key(p))))
 
 
 def override_dict(overrides: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -148,7 +180,7 @@ def collect_jobs(sweep_dir: Path) -> list[Job]:
     run_dirs |= {p.parent.parent for p in sweep_dir.rglob(OVERRIDES_FILE.name) if p.parent.name == ".hydra"}
     by_overrides: dict[tuple[str, ...], list[Path]] = defaultdict(list)
     for run_dir in sorted(run_dirs):
-        by_overrides[tuple(sorted(_job_overrides(run_dir)))].append(run_dir)
+        by_overrides[cell_overrides(_job_overrides(run_dir))].append(run_dir)
 
     jobs: list[Job] = []
     claimed: set[Path] = set()
@@ -156,14 +188,16 @@ def collect_jobs(sweep_dir: Path) -> list[Job]:
         for exp in expected_jobs(root) or []:
             candidates = [
                 d
-                for d in by_overrides.get(tuple(sorted(exp.overrides)), [])
+                for d in by_overrides.get(cell_overrides(exp.overrides), [])
                 if d not in claimed and d.is_relative_to(root)
             ]
             if candidates:
                 claimed.add(candidates[0])
-                jobs.append(_job_from_dir(candidates[0], exp.num, exp.overrides, exp.dataset))
+                job = _job_from_dir(candidates[0], exp.num, exp.overrides, exp.dataset)
             else:
-                jobs.append(Job(exp.num, exp.overrides, None, None, MISSING, "never started", exp.dataset))
+                job = Job(exp.num, exp.overrides, None, None, MISSING, "never started", exp.dataset)
+            job.sweep_root = root
+            jobs.append(job)
     for run_dir in sorted(run_dirs - claimed):
         jobs.append(_job_from_dir(run_dir, None, _job_overrides(run_dir)))
     _assign_variants(jobs)
@@ -173,7 +207,7 @@ def collect_jobs(sweep_dir: Path) -> list[Job]:
 def _assign_variants(jobs: list[Job]) -> None:
     """Mark each job with the non-identity overrides that are not the same across all jobs."""
     parsed = [override_dict(job.overrides) for job in jobs]
-    keys = {k for d in parsed for k in d if k.split("@")[0] not in IDENTITY_KEYS}
+    keys = {k for d in parsed for k in d if k.split("@")[0] not in IDENTITY_KEYS and not _neutral(k)}
     varying = sorted(k for k in keys if len({d.get(k) for d in parsed}) > 1)
     for job, d in zip(jobs, parsed, strict=True):
         job.variant = tuple(f"{k}={d[k]}" for k in varying if k in d)

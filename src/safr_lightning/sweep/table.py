@@ -208,6 +208,8 @@ def markdown(dataset: str, rows: Sequence[Row], bad: Sequence[Job], k: float, ro
         overrides = " ".join(job.overrides)
         where = f"`{job.label(root)}`" + (f" (`{overrides}`)" if overrides and job.dir is None else "")
         lines.append(f"- **{job.status}** {where}: {job.reason}")
+        if (command := job.rerun_command()) is not None:
+            lines.append(f"  re-run: `{command}`")
     return "\n".join(lines) + "\n"
 
 
