@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from safr_lightning.allocator import keep_freed_memory
-from safr_lightning.callbacks import AllocationFigures, SRSCallback, ThroughputMonitor
+from safr_lightning.callbacks import AllocationFigures, EpochLog, SRSCallback, ThroughputMonitor
 from safr_lightning.config import validate
 from safr_lightning.data.datamodule import SAFRDataModule
 from safr_lightning.errors import ConfigError
@@ -93,7 +93,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> tuple[list[Callback], Mod
         enable_version_counter=False,
     )
     throughput = ThroughputMonitor()
-    callbacks: list[Callback] = [checkpoint, throughput]
+    callbacks: list[Callback] = [checkpoint, throughput, EpochLog(throughput)]  # EpochLog reads throughput's epoch
     if cb.figures.enabled:
         fig = cb.figures
         callbacks.append(
