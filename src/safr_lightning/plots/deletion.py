@@ -114,8 +114,9 @@ def deletion_curve(
         ax.plot(*line(values), color=color, marker="o", ms=6, lw=2, label=f"{name} deletion")
     if acc is not None:
         ax.axhline(100 * acc, color="black", lw=0.8, alpha=0.4)
-        ax.annotate(f"Acc_S = {100 * acc:.1f}%", (0, 100 * acc), xytext=(6, 6), textcoords="offset points",
-                    fontsize=9)  # fmt: skip
+        # Below the line at the right end: above it the label would collide with the title.
+        ax.annotate(f"Acc_S = {100 * acc:.1f}%", (float(ks[-1]), 100 * acc), xytext=(0, -4),
+                    textcoords="offset points", ha="right", va="top", fontsize=9)  # fmt: skip
     ax.set_xlabel("tokens deleted, top k% by score")
     ax.set_ylabel("accuracy (%)")
     ax.set_xticks([0.0, *[float(k) for k in ks]] if acc is not None else [float(k) for k in ks])
