@@ -1,4 +1,4 @@
-"""SRS@k of each token scorer, per configuration of a sweep, as mean ± sample std over seeds.
+"""SRS@k of each token scorer, per dataset and configuration of a sweep, as mean ± sample std over seeds.
 
     for d in SWEEP_DIR/*/; do for s in vmask attention; do
         python -m safr_lightning.evaluate ckpt_path=$d srs.scorer=$s; done; done
@@ -6,7 +6,9 @@
 
 Capacity (FC1) comes from each job's results.json, the other scorers from the
 ``evaluation_<scorer>.json`` files that ``safr_lightning.evaluate`` wrote beside it. A scorer that
-does not apply (``vmask`` on the Baseline, which has no VMASK) shows as ``-``.
+does not apply (``vmask`` on the Baseline, which has no VMASK) shows as ``-``. Configurations are
+told apart by model and λ only: give it one sweep of the paper's rows, not a sweep that also varies
+other keys.
 """
 
 from __future__ import annotations
@@ -41,22 +43,25 @@ def main() -> None:
     args = parser.parse_args()
     key = f"{args.k:g}"
 
-    table: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    # dataset -> configuration -> scorer -> SRS@k of each seed
+    tables: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for results_file in sorted(args.sweep_dir.glob("*/results.json")):
         results = json.loads(results_file.read_text())
         if results.get("status") != "ok":
             continue
-        row = table[label(results)]
+        row = tables[results["dataset"]][label(results)]
         row["capacity"].append(results["test"]["srs"][key])
         for scorer in SCORERS[1:]:
             evaluation = results_file.parent / f"evaluation_{scorer}.json"
             if evaluation.exists():
                 row[scorer].append(json.loads(evaluation.read_text())["test"]["srs"][key])
 
-    print(f"| Model | {' | '.join(f'SRS@{key} {s}' for s in SCORERS)} |")
-    print("|---|" + "---:|" * len(SCORERS))
-    for name, row in table.items():
-        print(f"| {name} | {' | '.join(cell(row[s]) for s in SCORERS)} |")
+    for dataset, table in sorted(tables.items()):
+        print(f"\n{dataset}\n")
+        print(f"| Model | {' | '.join(f'SRS@{key} {s}' for s in SCORERS)} |")
+        print("|---|" + "---:|" * len(SCORERS))
+        for name, row in table.items():
+            print(f"| {name} | {' | '.join(cell(row[s]) for s in SCORERS)} |")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,10 @@ def test_table_figure_and_problem_list_per_dataset(tmp_path: Path, capsys: pytes
     imdb = (root / "ablation_imdb.md").read_text()
     assert "- **missing** `7_imp0.1_inter0.1_s0_imdb`: no results.json" in imdb
     assert "- **missing** `job 11` (`dataset=imdb seed=1 +row=imp1_inter1`): never started" in imdb
+    rerun = (
+        f"python -m safr_lightning.train dataset=imdb seed=1 +row=imp1_inter1 hydra.run.dir={root.resolve()}/11_rerun"
+    )
+    assert f"  re-run (once the sweep has stopped): `{rerun}`" in imdb
     records = list(csv.DictReader((root / "ablation_imdb.csv").open()))
     assert [(r["row"], r["n"]) for r in records] == [
         ("Baseline", "2"),
@@ -66,7 +70,7 @@ def test_table_figure_and_problem_list_per_dataset(tmp_path: Path, capsys: pytes
         ("λ_imp=1, λ_inter=1", "1"),
     ]
     out = capsys.readouterr().out
-    assert "12 jobs: 9 ok, 1 failed, 2 missing" in out
+    assert "12 jobs: 9 ok, 1 failed, 2 missing" in out and f"    re-run (once the sweep has stopped): {rerun}" in out
 
 
 def test_rerunning_on_a_sweep_gives_the_same_tables(tmp_path: Path) -> None:

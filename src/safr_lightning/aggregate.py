@@ -73,7 +73,7 @@ def _summary(jobs: Sequence[Job], root: Path) -> list[str]:
         if job.status != OK:
             lines.append(f"  {job.status}: {job.label(root)}: {job.reason}")
             if (command := job.rerun_command()) is not None:
-                lines.append(f"    re-run: {command}")
+                lines.append(f"    re-run (once the sweep has stopped): {command}")
     return lines
 
 

@@ -2,9 +2,19 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 from pathlib import Path
 
-from safr_lightning.sweep.jobs import FAILED, MISSING, OK, collect_jobs, expected_jobs, newest_sweep
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from safr_lightning.sweep.jobs import (
+    FAILED,
+    MISSING,
+    OK,
+    collect_jobs,
+    expected_jobs,
+    newest_sweep,
+)
 from tests.sweep_fixtures import failed_results, fake_results, write_job, write_multirun
 
 PARAMS = {"dataset": "sst2,imdb", "+row": "baseline,imp0.1_inter0.1"}
@@ -117,22 +127,38 @@ def test_an_override_that_changes_results_is_not_neutral(tmp_path: Path) -> None
 
 
 def test_missing_jobs_come_with_the_command_that_reruns_them_into_the_sweep(tmp_path: Path) -> None:
-    write_multirun(tmp_path, {**PARAMS, "seed": "0"}, [])
+    root = tmp_path / "a sweep"  # a space: the command must quote for the shell and for Hydra
+    write_multirun(root, {**PARAMS, "seed": "0"}, [])
     failed = failed_results("sst2", "safr", 0.1, 0.1, 0, "nan")
-    write_job(tmp_path, "1_bad", job_overrides("sst2", "imp0.1_inter0.1"), failed)
-    killed = write_job(tmp_path, "2_killed", job_overrides("imdb", "baseline"), None)
+    failed["error"] = "NonFiniteLossError"
+    write_job(root, "1_bad", job_overrides("sst2", "imp0.1_inter0.1"), failed)
+    killed = write_job(root, "2_killed", job_overrides("imdb", "baseline"), None)
     (killed / "checkpoints").mkdir()
     (killed / "checkpoints" / "last.ckpt").write_bytes(b"")
-    jobs = {j.num: j for j in collect_jobs(tmp_path)}
-    assert jobs[1].rerun_command() is None  # failed (NaN): the same seed would fail the same way
-    assert jobs[2].rerun_command() == (
-        f"python -m safr_lightning.train dataset=imdb +row=baseline seed=0 ckpt_path={killed}"
-    )
-    never = jobs[0].rerun_command()
-    assert never == f"python -m safr_lightning.train dataset=sst2 +row=baseline seed=0 hydra.run.dir={tmp_path}/0_rerun"
+    jobs = {j.num: j for j in collect_jobs(root)}
+    assert jobs[1].rerun_command() is None  # a NaN loss: the same seed would diverge the same way
+    assert shlex.split(jobs[2].rerun_command() or "") == [
+        "python", "-m", "safr_lightning.train", "dataset=imdb", "+row=baseline", "seed=0",
+        f"ckpt_path='{killed.resolve()}'",
+    ]  # fmt: skip
+    never = shlex.split(jobs[0].rerun_command() or "")
+    assert never[-1] == f"hydra.run.dir='{(root / '0_rerun').resolve()}'"
+    assert OverridesParser.create().parse_override(never[-1]).value() == str((root / "0_rerun").resolve())
 
     # What that command leaves (its task overrides, then results) fills job 0's cell.
-    overrides = never.split()[3:-1]
-    write_job(tmp_path, "0_rerun", overrides, fake_results(random.Random(0), "sst2", "baseline", 0, 0, 0))
-    rerun = {j.num: j for j in collect_jobs(tmp_path)}[0]
-    assert rerun.status == OK and rerun.dir == tmp_path / "0_rerun"
+    write_job(root, "0_rerun", never[3:-1], fake_results(random.Random(0), "sst2", "baseline", 0, 0, 0))
+    rerun = {j.num: j for j in collect_jobs(root)}[0]
+    assert rerun.status == OK and rerun.dir == root / "0_rerun"
+
+
+def test_a_job_that_crashed_is_rerun_and_overrides_survive_the_shell(tmp_path: Path) -> None:
+    overrides = ["seed=0", r"+note=a\ b", "+tag='x;y'"]  # Hydra's escaped and quoted spellings
+    write_multirun(tmp_path, {"seed": "0"}, overrides[1:])
+    crashed = failed_results("sst2", "safr", 0.1, 0.1, 0, "RuntimeError: CUDA out of memory")
+    crashed["error"] = "RuntimeError"
+    write_job(tmp_path, "0_oom", overrides, crashed)
+    (job,) = collect_jobs(tmp_path)
+    assert job.status == FAILED
+    argv = shlex.split(job.rerun_command() or "")
+    assert argv[3:-1] == overrides  # each reaches Hydra exactly as the sweep recorded it
+    assert argv[-1] == f"hydra.run.dir={(tmp_path / '0_oom').resolve()}"

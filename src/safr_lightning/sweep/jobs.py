@@ -10,6 +10,8 @@ here writes.
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,9 @@ IDENTITY_KEYS = frozenset(
 NEUTRAL_KEYS = ("ckpt_path", "trainer.enable_progress_bar", "logger", "callbacks.figures")
 
 OK, FAILED, MISSING = "ok", "failed", "missing"
+# Failures that a re-run with the same seed would repeat.
+DETERMINISTIC_FAILURES = frozenset({"NonFiniteLossError"})
+_PLAIN_PATH = re.compile(r"[\w./:+-]+")  # what Hydra takes unquoted as an override value
 
 
 @dataclass(frozen=True)
@@ -64,21 +69,26 @@ class Job:
         return f"job {self.num}"
 
     def rerun_command(self) -> str | None:
-        """The command that runs a missing job of its sweep into a folder the table will read.
+        """The shell command that runs this job of its sweep again, into a folder the table reads.
 
-        A killed job with a last checkpoint resumes from it in its own folder; otherwise the job
-        starts afresh in its folder (or a new one beside the others). None for a job that was not
-        part of the sweep, or that did not go missing (a failed job would fail the same way again).
+        For a job that went missing or failed, once the sweep has stopped (a job still running
+        counts as missing too). A job that left a last checkpoint resumes from it in its own folder;
+        otherwise it starts afresh there (or in a new folder beside the others). None for a job the
+        sweep did not ask for, a finished one, or one stopped by a non-finite loss (the same seed
+        would diverge the same way).
         """
-        if self.num is None or self.sweep_root is None or self.status != MISSING:
+        if self.num is None or self.sweep_root is None or self.status == OK:
             return None
-        args = ["python -m safr_lightning.train", *self.overrides]
-        run_dir = self.dir if self.dir is not None else self.sweep_root / f"{self.num}_rerun"
+        if self.status == FAILED and (self.results or {}).get("error") in DETERMINISTIC_FAILURES:
+            return None
+        run_dir = (self.dir if self.dir is not None else self.sweep_root / f"{self.num}_rerun").resolve()
+        path = str(run_dir) if _PLAIN_PATH.fullmatch(str(run_dir)) else f"'{run_dir}'"  # quoted for Hydra
         if (run_dir / "checkpoints" / "last.ckpt").is_file():
-            args.append(f"ckpt_path={run_dir}")
+            where = f"ckpt_path={path}"
         else:
-            args.append(f"hydra.run.dir={run_dir}")
-        return " ".join(args)
+            where = f"hydra.run.dir={path}"
+        # Quoted for the shell, so every override reaches Hydra as the string the sweep recorded.
+        return shlex.join(["python", "-m", "safr_lightning.train", *self.overrides, where])
 
 
 def _parse(overrides: list[str]) -> list[Any]:

@@ -209,7 +209,7 @@ def markdown(dataset: str, rows: Sequence[Row], bad: Sequence[Job], k: float, ro
         where = f"`{job.label(root)}`" + (f" (`{overrides}`)" if overrides and job.dir is None else "")
         lines.append(f"- **{job.status}** {where}: {job.reason}")
         if (command := job.rerun_command()) is not None:
-            lines.append(f"  re-run: `{command}`")
+            lines.append(f"  re-run (once the sweep has stopped): `{command}`")
     return "\n".join(lines) + "\n"
 
 
