@@ -7,6 +7,7 @@ of them side by side keeps the bad-input tests (one subprocess per input) cheap 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,8 +32,14 @@ def run_train(*args: str, env: dict[str, str | None] | None = None, timeout: int
     )
 
 
+def _default_sigint() -> None:
+    # A shell without job control starts background jobs with SIGINT ignored, and the child would
+    # inherit that (CI run with `&`); with the default disposition Python turns it into Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_train(*args: str, env: dict[str, str | None] | None = None) -> subprocess.Popen:
-    """Start the train CLI without waiting (to kill it later)."""
+    """Start the train CLI without waiting (to kill or interrupt it later)."""
     merged = {**os.environ, **CLI_ENV, **(env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "safr_lightning.train", *args],
@@ -41,6 +48,7 @@ def start_train(*args: str, env: dict[str, str | None] | None = None) -> subproc
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 

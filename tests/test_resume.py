@@ -129,3 +129,34 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path: Path) -> None:
     )
     assert resumed["timing"]["epochs_timed"] < uninterrupted["timing"]["epochs_timed"]  # timing: after resume
     assert _metrics(resumed) == _metrics(uninterrupted)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sig", "code", "cause"),
+    [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")],
+    ids=["sigterm", "ctrl-c"],
+)
+def test_a_stopped_run_says_so_in_one_line_and_continues(
+    sig: signal.Signals, code: int, cause: str, tmp_path: Path
+) -> None:
+    """Pre-emption (SIGTERM) and Ctrl-C: not a silent exit 0, not a test of a half-trained model."""
+    run_dir = tmp_path / "run"
+    proc = start_train(*KILLABLE, f"hydra.run.dir={run_dir}")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    while not last.exists() and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == code, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in stderr
+    assert errors[0].startswith(f"error: interrupted by {cause} during training (epoch ")
+    assert errors[0].endswith(f"; continue with ckpt_path={run_dir}")
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "interrupted" and results["error"] == "RunInterrupted"
+    assert results["reason"] == errors[0].removeprefix("error: ")
+    if sig == signal.SIGTERM:  # what the message says to do works
+        proc2 = run_train(*KILLABLE, f"ckpt_path={run_dir}")
+        assert proc2.returncode == 0, proc2.stderr[-3000:]
+        assert json.loads((run_dir / "results.json").read_text())["status"] == "ok"

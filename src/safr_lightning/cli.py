@@ -66,7 +66,7 @@ class UserErrorExit(SystemExit):
     """
 
     def __init__(self, error: SAFRError) -> None:
-        super().__init__(EXIT_USER_ERROR)
+        super().__init__(getattr(error, "exit_code", EXIT_USER_ERROR))  # 130/143 for an interrupted run
         self.error = error
 
 
@@ -86,7 +86,7 @@ def run_cli(hydra_main: Callable[[], Any], argv: list[str] | None = None) -> Any
         if verbose:
             raise stop.error from None
         print(f"error: {_one_line(str(stop.error))}", file=sys.stderr, flush=True)
-        sys.exit(EXIT_USER_ERROR)
+        sys.exit(stop.code)
     except Exception as exc:
         task = getattr(hydra_main, "__wrapped__", None)
         message = None if verbose else user_message(exc, inside_task=_raised_in(exc, task))

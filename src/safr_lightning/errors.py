@@ -19,6 +19,17 @@ class DataError(SAFRError):
     """Missing, unreadable or malformed data, or no way to reach it."""
 
 
+class RunInterrupted(SAFRError):
+    """Stopped from outside (Ctrl-C, or SIGTERM: a pre-empted or cancelled job) before it finished.
+
+    ``exit_code`` follows the shell's convention: 128 + the signal's number.
+    """
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class NonFiniteLossError(SAFRError):
     """The loss became NaN or infinite during training."""
 

@@ -6,11 +6,13 @@ Kept apart from the Hydra entry point (``train.py``) so that tests and notebooks
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +20,14 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from safr_lightning.allocator import keep_freed_memory
 from safr_lightning.callbacks import AllocationFigures, EpochLog, SRSCallback, ThroughputMonitor
 from safr_lightning.config import validate
 from safr_lightning.data.datamodule import SAFRDataModule
-from safr_lightning.errors import ConfigError
+from safr_lightning.errors import ConfigError, RunInterrupted
 from safr_lightning.evaluation.srs import SRSSettings
 from safr_lightning.loggers import build_loggers
 from safr_lightning.module import SAFRModule
@@ -177,6 +180,39 @@ def _check_resume(cfg: DictConfig, resume: Path, run_dir: Path) -> dict[str, Any
     }
 
 
+@contextlib.contextmanager
+def _interruptible(trainer: L.Trainer, run_dir: Path, stage: str) -> Iterator[None]:
+    """Turn Lightning's ways of stopping into :class:`RunInterrupted`.
+
+    After Ctrl-C Lightning tears down and calls ``sys.exit(1)`` (releases before 2.5 returned from
+    ``fit`` as if it had finished); after SIGTERM it raises ``SIGTERMException``, a ``SystemExit``
+    of code 0. Either way the run would end without results.json or a word, or test a
+    half-trained model.
+    """
+    try:
+        yield
+    except SIGTERMException as exc:
+        raise _interruption(trainer, run_dir, stage, "SIGTERM", 143) from exc
+    except SystemExit as exc:
+        if not trainer.interrupted:
+            raise
+        raise _interruption(trainer, run_dir, stage, "Ctrl-C", 130) from exc
+    if trainer.interrupted:
+        raise _interruption(trainer, run_dir, stage, "Ctrl-C", 130)
+
+
+def _interruption(trainer: L.Trainer, run_dir: Path, stage: str, cause: str, code: int) -> RunInterrupted:
+    if (run_dir / CHECKPOINT_DIR / LAST).is_file():
+        then = f"continue with ckpt_path={run_dir}"
+    else:
+        then = "no checkpoint yet: run it again"
+    return RunInterrupted(
+        f"interrupted by {cause} during {stage} (epoch {trainer.current_epoch}, global step "
+        f"{trainer.global_step}); {then}",
+        code,
+    )
+
+
 def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train to early stopping, test the best checkpoint, write and return ``results.json``'s content."""
     validate(cfg)
@@ -212,7 +248,8 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     results: dict[str, Any] = {**run_identity(cfg), "status": "running", "run_dir": str(run_dir)}
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+    with _interruptible(trainer, run_dir, "training"):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
     fit_s = time.perf_counter() - start
 
     best_path = checkpoint.best_model_path or None
@@ -225,7 +262,8 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     timing: dict[str, Any] = {"fit_s": fit_s, **throughput.summary()}
     if cfg.run_test:
         start = time.perf_counter()
-        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)
+        with _interruptible(trainer, run_dir, "test"):
+            tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)
         timing["test_s"] = time.perf_counter() - start
         metrics = tested[0] if tested else {}
         results["test"] = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from safr_lightning.cli import UserErrorExit, run_cli
 from safr_lightning.config import CONFIG_DIR, register_configs, validate
-from safr_lightning.errors import SAFRError
+from safr_lightning.errors import RunInterrupted, SAFRError
 from safr_lightning.gpu_slots import job_gpu_slot
 from safr_lightning.results import run_identity, write_results
 from safr_lightning.resume import finished_results, resolve_resume
@@ -32,7 +32,14 @@ log = logging.getLogger("safr_lightning.train")
 register_configs()
 
 
-def _record_failure(cfg: DictConfig, run_dir: Path, exc: BaseException, reason: str, detail: str | None = None) -> None:
+def _record_failure(
+    cfg: DictConfig,
+    run_dir: Path,
+    exc: BaseException,
+    reason: str,
+    detail: str | None = None,
+    status: str = "failed",
+) -> None:
     if finished_results(run_dir) is not None:
         log.error("not recording this failure over the finished run in %s: %s", run_dir, reason)
         return  # a failed attempt to resume a finished run must not erase its results
@@ -41,7 +48,7 @@ def _record_failure(cfg: DictConfig, run_dir: Path, exc: BaseException, reason: 
     except Exception:  # a config too broken to describe still gets its failure recorded
         identity = {}
     results: dict[str, Any] = {
-        **identity, "status": "failed", "error": type(exc).__name__, "reason": reason, "run_dir": str(run_dir)
+        **identity, "status": status, "error": type(exc).__name__, "reason": reason, "run_dir": str(run_dir)
     }  # fmt: skip
     if detail:
         (run_dir / "error.txt").write_text(detail)
@@ -60,6 +67,9 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
 
         with job_gpu_slot(cfg, hydra_cfg):  # one GPU per job in a joblib sweep on a multi-GPU box
             return run_training(cfg, run_dir)
+    except RunInterrupted as exc:
+        _record_failure(cfg, run_dir, exc, str(exc), status="interrupted")
+        raise UserErrorExit(exc) from exc  # in a multirun too: whoever stopped this job stopped the sweep
     except SAFRError as exc:
         _record_failure(cfg, run_dir, exc, str(exc))
         if multirun:

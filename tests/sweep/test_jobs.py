@@ -162,3 +162,16 @@ def test_a_job_that_crashed_is_rerun_and_overrides_survive_the_shell(tmp_path: P
     argv = shlex.split(job.rerun_command() or "")
     assert argv[3:-1] == overrides  # each reaches Hydra exactly as the sweep recorded it
     assert argv[-1] == f"hydra.run.dir={(tmp_path / '0_oom').resolve()}"
+
+
+def test_an_interrupted_job_is_missing_with_its_reason_and_resumes(tmp_path: Path) -> None:
+    write_multirun(tmp_path, {"seed": "0"}, ["dataset=sst2", "+row=baseline"])
+    reason = "interrupted by SIGTERM during training (epoch 3, global step 651); continue with ckpt_path=..."
+    stopped = write_job(
+        tmp_path, "0_job", job_overrides("sst2", "baseline"), {"status": "interrupted", "reason": reason}
+    )
+    (stopped / "checkpoints").mkdir()
+    (stopped / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (job,) = collect_jobs(tmp_path)
+    assert (job.status, job.reason) == (MISSING, reason)
+    assert (job.rerun_command() or "").endswith(f"ckpt_path={stopped.resolve()}")

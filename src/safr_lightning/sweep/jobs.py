@@ -165,6 +165,8 @@ def _job_from_dir(run_dir: Path, num: int | None, overrides: tuple[str, ...], da
         status, reason = OK, ""
     elif results.get("status") == FAILED:
         status, reason = FAILED, str(results.get("reason") or "no reason recorded")
+    elif results.get("status") == "interrupted":
+        status, reason = MISSING, str(results.get("reason") or "interrupted")
     else:
         status = MISSING
         reason = f"results.json says status={results.get('status')!r} (killed, or still running)"
