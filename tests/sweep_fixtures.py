@@ -51,11 +51,7 @@ def fake_results(
     acc_capacity = {str(k): acc - rng.uniform(0.0, 0.3) for k in ks}
     acc_random = {str(k): acc - rng.uniform(0.0, 0.05) for k in ks}
     return {
-        "dataset": dataset,
-        "seed": seed,
-        "lambda": {"imp": imp, "inter": inter},
-        "vmask": model != "baseline",
-        "model": model,
+        **_identity(dataset, model, imp, inter, seed),
         "status": "ok",
         "test": {
             "acc": acc,
@@ -69,12 +65,15 @@ def fake_results(
 
 
 def failed_results(dataset: str, model: str, imp: float, inter: float, seed: int, reason: str) -> dict[str, Any]:
+    return {**_identity(dataset, model, imp, inter, seed), "status": "failed", "reason": reason}
+
+
+def _identity(dataset: str, model: str, imp: float, inter: float, seed: int) -> dict[str, Any]:
+    """Which run a results.json is (DESIGN §8's leading keys)."""
     return {
         "dataset": dataset,
         "seed": seed,
         "lambda": {"imp": imp, "inter": inter},
         "vmask": model != "baseline",
         "model": model,
-        "status": "failed",
-        "reason": reason,
     }

@@ -184,10 +184,10 @@ def _check_resume(cfg: DictConfig, resume: Path, run_dir: Path) -> dict[str, Any
 def _interruptible(trainer: L.Trainer, run_dir: Path, stage: str) -> Iterator[None]:
     """Turn Lightning's ways of stopping into :class:`RunInterrupted`.
 
-    After Ctrl-C Lightning tears down and calls ``sys.exit(1)`` (releases before 2.5 returned from
-    ``fit`` as if it had finished); after SIGTERM it raises ``SIGTERMException``, a ``SystemExit``
-    of code 0. Either way the run would end without results.json or a word, or test a
-    half-trained model.
+    After Ctrl-C Lightning 2.6 tears down and calls ``sys.exit(1)`` (a release that instead returns
+    from ``fit`` leaves the trainer marked interrupted: checked too); after SIGTERM it raises
+    ``SIGTERMException``, a ``SystemExit`` of code 0. Either way the run would end without
+    results.json or a word, or go on to test a half-trained model.
     """
     try:
         yield

@@ -165,11 +165,10 @@ def _job_from_dir(run_dir: Path, num: int | None, overrides: tuple[str, ...], da
         status, reason = OK, ""
     elif results.get("status") == FAILED:
         status, reason = FAILED, str(results.get("reason") or "no reason recorded")
-    elif results.get("status") == "interrupted":
-        status, reason = MISSING, str(results.get("reason") or "interrupted")
-    else:
+    else:  # interrupted (it says why), or a run still going
         status = MISSING
-        reason = f"results.json says status={results.get('status')!r} (killed, or still running)"
+        said = f"results.json says status={results.get('status')!r} (killed, or still running)"
+        reason = str(results.get("reason") or said)
     if results is not None and results.get("dataset"):
         dataset = str(results["dataset"])
     return Job(num, overrides, run_dir, results, status, reason, dataset)
