@@ -161,10 +161,13 @@ def centred(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _probs_alone(model: torch.nn.Module, tokens: list[int]) -> list[float]:
-    ids = torch.tensor([tokens])
+def _probs_alone(model: torch.nn.Module, tokens: list[int], pad_to: int | None = None) -> list[float]:
+    """The text run alone; with ``pad_to``, padded with PAD (0) to that length first (the paper's code)."""
+    width = pad_to or len(tokens)
+    ids = torch.tensor([tokens + [0] * (width - len(tokens))])
+    mask = torch.tensor([[True] * len(tokens) + [False] * (width - len(tokens))])
     with torch.no_grad():
-        return model(ids, torch.ones_like(ids, dtype=torch.bool)).logits[0].double().softmax(-1).tolist()
+        return model(ids, mask).logits[0].double().softmax(-1).tolist()
 
 
 def srs_by_text(
@@ -175,8 +178,10 @@ def srs_by_text(
     scores: torch.Tensor,
     random_draws: list[torch.Tensor],
     ks: list[float],
+    pad_to: int | None = None,
 ) -> dict:
-    """Deletion evaluation one text at a time, with lists: each shortened text is run alone."""
+    """Deletion evaluation one text at a time, with lists: each shortened text is run alone
+    (re-padded to ``pad_to`` when given)."""
     rows = rows_as_lists(ids, mask)
     keys = [f"{k:g}" for k in ks]
     totals = {name: dict.fromkeys(keys, 0.0) for name in ("acc_capacity", "acc_random", "comp", "suff")}
@@ -184,18 +189,18 @@ def srs_by_text(
     for b, tokens in enumerate(rows):
         real = real_tokens(mask, b)
         s = [float(scores[b, i]) for i in real]
-        p = _probs_alone(model, tokens)
+        p = _probs_alone(model, tokens, pad_to)
         pred = max(range(len(p)), key=lambda c: p[c])
         label = int(labels[b])
         correct += pred == label
         for k, key in zip(ks, keys, strict=True):
-            deleted = _probs_alone(model, delete_top(tokens, s, k))
+            deleted = _probs_alone(model, delete_top(tokens, s, k), pad_to)
             totals["acc_capacity"][key] += max(range(len(deleted)), key=lambda c: deleted[c]) == label
             totals["comp"][key] += p[pred] - deleted[pred]
-            kept = _probs_alone(model, keep_top(tokens, s, k))
+            kept = _probs_alone(model, keep_top(tokens, s, k), pad_to)
             totals["suff"][key] += p[pred] - kept[pred]
             for draw in random_draws:
-                r = _probs_alone(model, delete_top(tokens, [float(draw[b, i]) for i in real], k))
+                r = _probs_alone(model, delete_top(tokens, [float(draw[b, i]) for i in real], k), pad_to)
                 totals["acc_random"][key] += (max(range(len(r)), key=lambda c: r[c]) == label) / len(random_draws)
     n = len(rows)
     return {
@@ -222,3 +227,68 @@ def capacity_stats_by_text(model: torch.nn.Module, ids: torch.Tensor, mask: torc
                 sums[part][0] += c
                 sums[part][1] += 1
     return {part: (total / count if count else None) for part, (total, count) in sums.items()}
+
+
+# -- the official code's formulas (chili-lab/SAFR), ported line by line for the paper-mode tests ----
+
+
+def official_polysemanticity_loss(x: torch.Tensor) -> float:
+    """Its L_imp on the VMASK output x [B, L, E]: every position, PAD included, a loop per token."""
+    B, L, E = x.shape
+    values = []
+    for b in range(B):
+        for i in range(L):
+            xi = x[b, i].double()
+            unit = xi / (1e-5 + xi.norm())
+            row = [float(torch.dot(unit, x[b, j].double())) for j in range(L) if j != i]
+            values.append(math.sqrt(sum(v * v for v in row)) / math.sqrt(E))
+    return sum(values) / len(values)
+
+
+def official_interaction_loss(attn: torch.Tensor) -> float:
+    """Its L_inter: mean over all B·H·L·L of A_norm_ij (1 − I_ij), I = A Aᵀ with the diagonal zeroed."""
+    B, H, L, _ = attn.shape
+    a = attn.double()
+    total = 0.0
+    for b in range(B):
+        for h in range(H):
+            for i in range(L):
+                row_sum = float(a[b, h, i].sum())
+                for j in range(L):
+                    inter = 0.0 if i == j else float(torch.dot(a[b, h, i], a[b, h, j]))
+                    total += float(a[b, h, i, j]) / row_sum * (1 - inter)
+    return total / (B * H * L * L)
+
+
+def official_forward(model: torch.nn.Module, src: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The official CustomTransformer's eval-mode forward, on ``model``'s weights (one layer).
+
+    ``src`` [B, L] is already padded to max_len with PAD = 0. Returns its logits, the VMASK output and
+    the attention weights, as the official code computes them: PAD is embedded, masked by VMASK like
+    any token, gets positions, is attended from (not to), and enters the mean over all L positions.
+    """
+    B, L = src.shape
+    E = model.d_model
+    x = model.embedding.weight[src] * math.sqrt(E)  # nn.Embedding without padding_idx
+    p = model.vmask.out(torch.tanh(model.vmask.proj(x)))
+    x = x * torch.softmax(p, dim=2)[:, :, 1:2]  # flag != 'train': the expected mask
+    x_vmask = x
+    x = x + model.positions[:L]
+    block = model.blocks[0]
+    H = block.attn.n_heads
+    d_k = E // H
+    w_q, w_k, w_v = block.attn.qkv.weight.chunk(3)
+    b_q, b_k, b_v = block.attn.qkv.bias.chunk(3)
+
+    def heads(t: torch.Tensor) -> torch.Tensor:
+        return t.view(B, -1, H, d_k).transpose(1, 2)
+
+    q, k, v = heads(x @ w_q.T + b_q), heads(x @ w_k.T + b_k), heads(x @ w_v.T + b_v)
+    scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(d_k)
+    key_mask = (src != 0).unsqueeze(1).unsqueeze(2)
+    scores = scores.masked_fill(key_mask == 0, -1e9)
+    attn = torch.softmax(scores, dim=-1)
+    context = torch.matmul(attn, v).transpose(1, 2).contiguous().view(B, -1, E)
+    x = block.norm1(x + block.attn.out(context))
+    x = block.norm2(x + block.fc2(torch.relu(block.fc1(x))))
+    return {"logits": model.classifier(x.mean(dim=1)), "vmask": x_vmask, "attention": attn}

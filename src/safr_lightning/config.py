@@ -12,17 +12,14 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from safr_lightning.errors import ConfigError
+from safr_lightning.fidelity import FIDELITY_PRESETS
 from safr_lightning.resume import RESOLVER, run_dir_for
-
-# conf/ sits beside src/ in the repository (the project is installed editable, `make install`).
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 DATASETS = ("sst2", "imdb", "synthetic", "local")
 MODELS = ("safr", "baseline")
@@ -34,6 +31,11 @@ PRECISIONS = (
     "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true", "64-true", "64",
     "transformer-engine", "transformer-engine-float16",
 )  # fmt: skip
+CARVES = ("stratified", "per_class_head")
+PAD_EMBEDDINGS = ("zero", "trained")
+REGULARIZERS = ("exact", "paper")
+INITS = ("exact", "paper")
+TEST_ON = ("best", "last")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 MAX_SEED = 2**32 - 1  # numpy's bound, enforced by Lightning's seed_everything
 TRACE_LAYERS = ("embedding", "vmask", "attn_out", "fc1", "fc2", "block_out")
@@ -79,6 +81,10 @@ class DatasetConfig:
     carve_validation: bool = False
     # The train/validation carve does not move with `seed`: seeds vary the model, not the data.
     split_seed: int = 0
+    # How validation is carved: `stratified` (seeded, label-stratified random) or `per_class_head`
+    # (per class, the first examples in file order stay in train and the rest is validation: the
+    # paper's IMDB split, 10,000 + 10,000 train / 2,500 + 2,500 dev).
+    carve: str = "stratified"
     lowercase: bool = True
     strip_html_breaks: bool = False
     min_freq: int = 2
@@ -122,6 +128,40 @@ class ModelConfig:
     n_layers: int = 1
     dropout: float = 0.1
     compile: bool = False
+
+
+@dataclass
+class FidelityConfig:
+    """Where the paper's official code (chili-lab/SAFR) departs from DESIGN's exact mode, one key each.
+
+    ``fidelity=exact`` (the default) keeps padding out of every pooling, loss and metric;
+    ``fidelity=paper`` (conf/fidelity/paper.yaml) switches every key below to the official code's
+    behaviour, plus its tokenizer (``dataset.lowercase``/``strip_html_breaks`` false), its shuffled
+    batches (``data.bucketing`` false) and its IMDB split (``dataset.carve``). Any key can then be
+    switched back alone, e.g. ``fidelity=paper fidelity.pool_over_pad=false``.
+    """
+
+    # The preset these keys start from (conf/fidelity/<name>.yaml); results.json names every key
+    # that differs from it.
+    name: str = "exact"
+    # Pad (and truncate) every text to dataset.max_len (128 SST-2, 256 IMDB) everywhere: training
+    # batches, evaluation, the shortened SRS copies and `encode`. The model pads shorter inputs itself.
+    fixed_padding: bool = False
+    # zero: PAD's embedding row is fixed at 0 and VMASK's output is masked at PAD; trained: PAD is an
+    # ordinary token (a trained row, VMASK applied), as in nn.Embedding without padding_idx.
+    pad_embedding: str = "zero"
+    # Mean pooling over every position, PAD included (the official x.mean(dim=1)); needs fixed_padding.
+    pool_over_pad: bool = False
+    # exact: DESIGN §5, real tokens only. paper: the official formulas over every position, PAD
+    # included: L_imp averaged over B·L positions (norm eps 1e-5), L_inter = mean over B·H·L·L of
+    # A·(1 − I) with I's diagonal zeroed and A's kept. Needs fixed_padding.
+    regularizers: str = "exact"
+    # exact: embedding N(0, 1/E) (× √E in forward: token norms ≈ √E, like the positional code's);
+    # paper: nn.Embedding's default N(0, 1), so token norms ≈ E dwarf the positional encoding.
+    init: str = "exact"
+    # Which weights are tested: best (the best validation checkpoint) or last (the last epoch's:
+    # the official `best_model_state = model.state_dict()` holds references, not a copy).
+    test_on: str = "best"
 
 
 @dataclass
@@ -274,6 +314,7 @@ def _train_config_class() -> type:
         "model": ModelConfig,
         "vmask": VMaskConfig,
         "lambda": LambdaConfig,
+        "fidelity": FidelityConfig,
         "loss": LossConfig,
         "optim": OptimConfig,
         "trainer": TrainerConfig,
@@ -377,6 +418,8 @@ def validate(cfg: DictConfig) -> None:
             cfg.dataset.local_dir,
             "a directory with {train,validation,test}.parquet/.csv/.jsonl",
         )
+    if cfg.dataset.carve not in CARVES:
+        _fail("dataset.carve", cfg.dataset.carve, " | ".join(CARVES))
     if cfg.dataset.max_len < 1:
         _fail("dataset.max_len", cfg.dataset.max_len, "an integer >= 1")
     if cfg.dataset.num_classes < 2:
@@ -414,6 +457,7 @@ def validate(cfg: DictConfig) -> None:
         _fail("vmask.hidden", cfg.vmask.hidden, "an integer >= 1")
     if not (math.isfinite(cfg.vmask.tau) and cfg.vmask.tau > 0):
         _fail("vmask.tau", cfg.vmask.tau, "a finite number > 0")
+    validate_fidelity(cfg.fidelity)
     _check_lambda("vmask.beta", cfg.vmask.beta)
     _check_lambda("lambda.imp", cfg["lambda"].imp)
     _check_lambda("lambda.inter", cfg["lambda"].inter)
@@ -456,6 +500,32 @@ def validate(cfg: DictConfig) -> None:
         for key in ("negation_prob", "distractor_prob"):
             if not 0 <= s[key] <= 1:
                 _fail(f"dataset.synthetic.{key}", s[key], "a probability in [0, 1]")
+
+
+def validate_fidelity(fidelity: Any) -> None:
+    """Values, and the combinations that would make a text's numbers depend on its batch."""
+    choices = {
+        "name": FIDELITY_PRESETS,
+        "pad_embedding": PAD_EMBEDDINGS,
+        "regularizers": REGULARIZERS,
+        "init": INITS,
+        "test_on": TEST_ON,
+    }
+    for key, allowed in choices.items():
+        if fidelity[key] not in allowed:
+            _fail(f"fidelity.{key}", fidelity[key], " | ".join(allowed))
+    if not fidelity.fixed_padding:
+        # Without a fixed length, the PAD count of a text would be set by the longest text of its batch.
+        if fidelity.pool_over_pad:
+            _fail(
+                "fidelity.pool_over_pad", True, "false unless fidelity.fixed_padding=true (PAD count set by the batch)"
+            )
+        if fidelity.regularizers == "paper":
+            _fail(
+                "fidelity.regularizers",
+                "paper",
+                "exact unless fidelity.fixed_padding=true (PAD count set by the batch)",
+            )
 
 
 def validate_srs(srs: Any) -> None:

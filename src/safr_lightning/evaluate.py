@@ -26,10 +26,10 @@ from safr_lightning.errors import ConfigError, SAFRError
 from safr_lightning.evaluation.srs import SRSSettings, check_scorer, curve_rows, evaluate_srs
 from safr_lightning.experiment import CHECKPOINT_DIR, quiet_known_warnings
 from safr_lightning.module import SAFRModule
+from safr_lightning.paths import CONFIG_DIR
 from safr_lightning.results import RESULTS_FILE, run_identity, write_results
 
 log = logging.getLogger("safr_lightning.evaluate")
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 SPLITS = {"test": "test", "validation": "val"}  # split -> results.json block name
 
 register_configs()
@@ -82,9 +82,32 @@ def _onto_schema(schema: type, values: dict[str, Any] | DictConfig) -> DictConfi
     return OmegaConf.merge(node, values)
 
 
-def default_output_name(cfg: DictConfig) -> str:
-    """``evaluation.json`` for the paper's setting; a tagged name otherwise, so runs do not overwrite."""
+def tested_checkpoint(ckpt: Path) -> str | None:
+    """``best`` or ``last`` when ``ckpt`` is that file of a run's ``checkpoints/``, else None."""
+    if ckpt.parent.name != CHECKPOINT_DIR:
+        return None
+    return {"best.ckpt": "best", "last.ckpt": "last"}.get(ckpt.name)
+
+
+def _is_runs_own(ckpt: Path) -> bool:
+    """Is ``ckpt`` the checkpoint the run's own test used (results.json's ``checkpoint``)?"""
+    run_dir = run_dir_of(ckpt)
+    try:
+        recorded = json.loads((run_dir / RESULTS_FILE).read_text()).get("checkpoint")
+    except (OSError, ValueError, AttributeError):
+        return True  # nothing to tell it apart from
+    return not isinstance(recorded, str) or (run_dir / recorded).resolve() == ckpt.resolve()
+
+
+def default_output_name(cfg: DictConfig, ckpt: Path | None = None) -> str:
+    """``evaluation.json`` for the paper's setting; a tagged name otherwise, so runs do not overwrite.
+
+    A checkpoint other than the one the run tested (``best.ckpt`` of a run that tested ``last``)
+    is tagged with its name: ``evaluation_best.json``.
+    """
     tags = []
+    if ckpt is not None and not _is_runs_own(ckpt):
+        tags.append(ckpt.stem)
     if cfg.srs.scorer != "capacity" or cfg.srs.layer != "fc1":
         tags.append(cfg.srs.scorer if cfg.srs.scorer != "capacity" else f"capacity-{cfg.srs.layer}")
     if cfg.split != "test":
@@ -123,7 +146,9 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     data_cfg = _onto_schema(DataConfig, run_config.get("data") or {})
     if cfg.eval_batch_size is not None:
         data_cfg.eval_batch_size = cfg.eval_batch_size
-    datamodule = SAFRDataModule(dataset_cfg, data_cfg, seed=int(run_config.get("seed", 0)), tokenizer=module.tokenizer)
+    datamodule = SAFRDataModule(
+        dataset_cfg, data_cfg, seed=int(run_config.get("seed", 0)), tokenizer=module.tokenizer, pad_to=module.pad_to
+    )
     datamodule.setup("test")
 
     start = time.perf_counter()
@@ -132,6 +157,9 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
 
     identity: dict[str, Any] = {}
     if "dataset" in run_config and "model" in run_config:
+        if (tested := tested_checkpoint(ckpt)) is not None:
+            # Which weights these numbers are of: the fidelity mode says test_on=best/last.
+            OmegaConf.update(run_config, "fidelity.test_on", tested, force_add=True)
         identity = run_identity(run_config)
         if identity["dataset"] != dataset_cfg.name:
             identity["train_dataset"] = identity["dataset"]
@@ -144,7 +172,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         SPLITS[cfg.split]: result,
         "timing": {"srs_eval_s": seconds},
     }
-    output = Path(cfg.output) if cfg.output else run_dir_of(ckpt) / default_output_name(cfg)
+    output = Path(cfg.output) if cfg.output else run_dir_of(ckpt) / default_output_name(cfg, ckpt)
     path = write_results(output.parent, evaluation, name=output.name)
     print(format_table(evaluation, SPLITS[cfg.split]))
     print(f"wrote {path} ({seconds:.1f} s)")

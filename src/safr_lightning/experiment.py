@@ -29,9 +29,10 @@ from safr_lightning.config import validate
 from safr_lightning.data.datamodule import SAFRDataModule
 from safr_lightning.errors import ConfigError, RunInterrupted
 from safr_lightning.evaluation.srs import SRSSettings
+from safr_lightning.fidelity import fidelity_label
 from safr_lightning.loggers import build_loggers
 from safr_lightning.module import SAFRModule
-from safr_lightning.results import run_identity, write_results
+from safr_lightning.results import machine_info, run_identity, write_results
 from safr_lightning.resume import CHECKPOINT_DIR, LAST, check_same_config, finished_results, resolve_resume
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ def quiet_known_warnings() -> None:
 
 
 def build_datamodule(cfg: DictConfig, tokenizer: Any = None) -> SAFRDataModule:
-    return SAFRDataModule(cfg.dataset, cfg.data, seed=int(cfg.seed), tokenizer=tokenizer)
+    pad_to = int(cfg.dataset.max_len) if cfg.fidelity.fixed_padding else None
+    return SAFRDataModule(cfg.dataset, cfg.data, seed=int(cfg.seed), tokenizer=tokenizer, pad_to=pad_to)
 
 
 def build_module(cfg: DictConfig, tokenizer_json: str) -> SAFRModule:
@@ -71,17 +73,22 @@ def build_module(cfg: DictConfig, tokenizer_json: str) -> SAFRModule:
         seed=int(cfg.seed),
         nan_check_every=int(cfg.trainer.nan_check_every),
         run_config=container,
+        fidelity=container["fidelity"],
     )
 
 
 def run_name(cfg: DictConfig) -> str:
     lam = cfg["lambda"]
-    return f"{cfg.dataset.name}-{cfg.model.name}-imp{lam.imp:g}-inter{lam.inter:g}-s{cfg.seed}"
+    mode = "" if cfg.fidelity.name == "exact" else f"-{cfg.fidelity.name}"
+    return f"{cfg.dataset.name}{mode}-{cfg.model.name}-imp{lam.imp:g}-inter{lam.inter:g}-s{cfg.seed}"
 
 
 def run_tags(cfg: DictConfig) -> list[str]:
     lam = cfg["lambda"]
-    return [cfg.dataset.name, cfg.model.name, f"imp={lam.imp:g}", f"inter={lam.inter:g}", f"seed={cfg.seed}"]
+    return [
+        cfg.dataset.name, cfg.model.name, f"imp={lam.imp:g}", f"inter={lam.inter:g}", f"seed={cfg.seed}",
+        f"fidelity={fidelity_label(cfg)}",
+    ]  # fmt: skip
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> tuple[list[Callback], ModelCheckpoint, ThroughputMonitor]:
@@ -213,6 +220,12 @@ def _interruption(trainer: L.Trainer, run_dir: Path, stage: str, cause: str, cod
     )
 
 
+def _last_checkpoint(run_dir: Path) -> str | None:
+    """``checkpoints/last.ckpt`` (the weights after the last epoch); None, the in-memory weights, without it."""
+    path = run_dir / CHECKPOINT_DIR / LAST
+    return str(path) if path.is_file() else None
+
+
 def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train to early stopping, test the best checkpoint, write and return ``results.json``'s content."""
     validate(cfg)
@@ -253,6 +266,8 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     fit_s = time.perf_counter() - start
 
     best_path = checkpoint.best_model_path or None
+    # fidelity.test_on=last: the official code tests the live (last epoch's) weights.
+    tested_path = _last_checkpoint(run_dir) if cfg.fidelity.test_on == "last" else best_path
     val_acc = checkpoint.best_model_score if best_path else trainer.callback_metrics.get("val/acc")
     results["val"] = {"acc": float(val_acc) if val_acc is not None else None}
     results["epochs"] = int(trainer.current_epoch)
@@ -263,7 +278,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if cfg.run_test:
         start = time.perf_counter()
         with _interruptible(trainer, run_dir, "test"):
-            tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)
+            tested = trainer.test(module, datamodule=datamodule, ckpt_path=tested_path, verbose=False)
         timing["test_s"] = time.perf_counter() - start
         metrics = tested[0] if tested else {}
         results["test"] = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
@@ -272,7 +287,8 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             results["test"] = srs.merge_test_results(results["test"])
             timing["srs_eval_s"] = srs.test_seconds
     results["timing"] = timing
-    results["checkpoint"] = os.path.relpath(best_path, run_dir) if best_path else None
+    results["machine"] = machine_info()
+    results["checkpoint"] = os.path.relpath(tested_path, run_dir) if tested_path else None
     if resumed:
         results["resumed_from"] = resumed
     results["status"] = "ok"

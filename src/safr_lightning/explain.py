@@ -32,7 +32,7 @@ from safr_lightning.allocation import (
     sample_batches,
 )
 from safr_lightning.cli import UserErrorExit, run_cli
-from safr_lightning.config import CONFIG_DIR, register_configs, validate_figures
+from safr_lightning.config import register_configs, validate_figures
 from safr_lightning.errors import ConfigError, SAFRError
 from safr_lightning.experiment import CHECKPOINT_DIR, quiet_known_warnings
 from safr_lightning.figures import (
@@ -45,6 +45,7 @@ from safr_lightning.figures import (
     text_figures,
 )
 from safr_lightning.module import SAFRModule
+from safr_lightning.paths import CONFIG_DIR
 from safr_lightning.plots import DeletionCurves, curves_from_results
 from safr_lightning.results import RESULTS_FILE
 
@@ -56,18 +57,31 @@ register_configs()
 
 
 def resolve_checkpoint(ckpt_path: str | None) -> Path:
-    """A checkpoint file, or a run directory whose ``checkpoints/best.ckpt`` (else ``last.ckpt``) is used."""
+    """A checkpoint file, or a run directory: the checkpoint its results.json says was tested (the
+    last one under ``fidelity.test_on=last``), else ``checkpoints/best.ckpt``, else ``last.ckpt``."""
     if not ckpt_path:
         raise ConfigError("missing ckpt_path: give ckpt_path=<a .ckpt file or a run directory>")
     path = Path(ckpt_path)
     if path.is_dir():
+        tested = _tested_checkpoint(path)
+        candidates = [tested] if tested else []
         for name in ("best.ckpt", "last.ckpt"):
-            if (path / CHECKPOINT_DIR / name).is_file():
-                return path / CHECKPOINT_DIR / name
+            candidates.append(f"{CHECKPOINT_DIR}/{name}")
+        for name in candidates:
+            if (path / name).is_file():
+                return path / name
         raise ConfigError(f"invalid config: ckpt_path={ckpt_path!r}; no checkpoints/best.ckpt or last.ckpt in it")
     if not path.is_file():
         raise ConfigError(f"invalid config: ckpt_path={ckpt_path!r}; no such file")
     return path
+
+
+def _tested_checkpoint(run_dir: Path) -> str | None:
+    try:
+        recorded = json.loads((run_dir / RESULTS_FILE).read_text()).get("checkpoint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return recorded if isinstance(recorded, str) else None
 
 
 def run_dir_of(checkpoint: Path) -> Path:
@@ -157,7 +171,9 @@ def group_data(module: SAFRModule, split: str, max_texts: int, layer: str) -> tu
     if not run_config:
         raise SAFRError("split=... needs the checkpoint's run config (its dataset); this checkpoint has none")
     cfg = OmegaConf.create(run_config)
-    datamodule = SAFRDataModule(cfg.dataset, cfg.data, seed=int(cfg.seed), tokenizer=module.tokenizer)
+    datamodule = SAFRDataModule(
+        cfg.dataset, cfg.data, seed=int(cfg.seed), tokenizer=module.tokenizer, pad_to=module.pad_to
+    )
     datamodule.setup("test")
     if split not in datamodule.splits:
         raise ConfigError(f"invalid config: split={split!r}; allowed: {' | '.join(datamodule.splits)}")

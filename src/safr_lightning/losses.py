@@ -1,7 +1,8 @@
 """SAFR's loss: ``L = CE + λ_imp · L_imp + λ_inter · L_inter (+ β · VMASK information)`` (DESIGN §5).
 
-Padding never enters a term: the official code lets PAD tokens dominate both regularizers, so our
-λ values are not numerically the paper's (compare trends across the grid, not values).
+In exact mode padding never enters a term. The official code lets PAD into both regularizers;
+``fidelity.regularizers=paper`` computes its formulas (``paper_importance_loss``,
+``paper_interaction_loss``) for the paper mode (DESIGN §5b).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from safr_lightning.metrics.superposition import polysemanticity
+
+PAPER_NORM_EPS = 1e-5  # the official code's x / (1e-5 + ‖x‖)
 
 
 def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
@@ -94,6 +97,30 @@ def interaction_loss(attention: torch.Tensor, mask: torch.Tensor, include_self: 
     return _InteractionSum.apply(a, m, include_self) / (a.shape[1] * pairs).clamp_min(1)
 
 
+def paper_importance_loss(h: torch.Tensor) -> torch.Tensor:
+    """The official code's L_imp: every position of the padded batch counts, PAD included; a scalar.
+
+    Mean over all B·L positions of ``‖(x̂_i · x_j)_{j≠i}‖ / sqrt(E)``, ``x̂_i = x_i / (‖x_i‖ + 1e-5)``
+    (the paper's eps), on the VMASK output h [B, L, E]. Equal to DESIGN's L_imp with an all-true mask.
+    """
+    every = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
+    return _safe_sqrt(polysemanticity(h, every, eps=PAPER_NORM_EPS) / h.shape[-1]).mean()
+
+
+def paper_interaction_loss(attention: torch.Tensor) -> torch.Tensor:
+    """The official code's L_inter: ``mean(A_norm · (1 − I))`` over all B·H·L·L entries; a scalar.
+
+    ``I = A Aᵀ`` per head with its diagonal zeroed (A's diagonal is kept), PAD query rows included;
+    PAD key columns of A are 0 (masked keys). ``A_norm = A / rowsum(A)`` is A itself: softmax rows
+    sum to 1, and the normalisation's gradient is a per-row constant that the softmax's backward
+    removes. So the sum is ``Σ_{i≠j} A_ij (1 − I_ij) + Σ_i A_ii``, with the hand-written backward.
+    """
+    a = attention.float()
+    every = torch.ones(a.shape[0], a.shape[-1], dtype=a.dtype, device=a.device)
+    total = _InteractionSum.apply(a, every, False) + a.diagonal(dim1=-2, dim2=-1).sum()
+    return total / a.numel()
+
+
 def vmask_information(q: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Mean over real tokens of ``q log q + (1 − q) log(1 − q)`` (VMASK's β term); a scalar.
 
@@ -111,6 +138,8 @@ class LossWeights:
     inter: float = 0.0
     beta: float = 0.0
     inter_include_self: bool = False
+    # "exact" (DESIGN §5: real tokens only) or "paper" (the official formulas, PAD included).
+    regularizers: str = "exact"
 
 
 def safr_loss(
@@ -123,10 +152,15 @@ def safr_loss(
     """
     mask = trace["attention_mask"]
     terms: dict[str, torch.Tensor] = {"loss_ce": F.cross_entropy(logits.float(), labels)}
+    paper = weights.regularizers == "paper"
     with torch.set_grad_enabled(torch.is_grad_enabled() and weights.imp > 0):
-        terms["loss_imp"] = importance_loss(trace["vmask"], mask)
+        h = trace["vmask"]
+        terms["loss_imp"] = paper_importance_loss(h) if paper else importance_loss(h, mask)
     with torch.set_grad_enabled(torch.is_grad_enabled() and weights.inter > 0):
-        terms["loss_inter"] = interaction_loss(trace["attention"], mask, weights.inter_include_self)
+        a = trace["attention"]
+        terms["loss_inter"] = (
+            paper_interaction_loss(a) if paper else interaction_loss(a, mask, weights.inter_include_self)
+        )
     total = terms["loss_ce"] + weights.imp * terms["loss_imp"] + weights.inter * terms["loss_inter"]
     if weights.beta > 0:
         terms["loss_info"] = vmask_information(trace["vmask_prob"], mask)

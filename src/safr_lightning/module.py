@@ -8,6 +8,7 @@ hyperparameters, so ``SAFRModule.load_from_checkpoint(path)`` restores a model t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,10 +17,14 @@ import torch
 from tokenizers import Tokenizer
 from torchmetrics.classification import MulticlassAccuracy
 
+from safr_lightning.config import FidelityConfig
 from safr_lightning.data.tokenizer import PAD_ID, tokenizer_from_json
 from safr_lightning.errors import NonFiniteLossError, SAFRError
 from safr_lightning.losses import LossWeights, safr_loss
 from safr_lightning.model.transformer import ModelOutput, SAFRTransformer
+
+# DESIGN's exact mode: the fidelity of every checkpoint written before the key existed.
+EXACT_FIDELITY: dict[str, Any] = dataclasses.asdict(FidelityConfig())
 
 Batch = dict[str, torch.Tensor]
 
@@ -35,7 +40,9 @@ class SAFRModule(L.LightningModule):
         lambdas: ``{"imp": λ_imp, "inter": λ_inter}``.
         loss: ``{"inter_include_self": bool}``.
         optim: ``{"lr": ..., "weight_decay": ...}``.
-        max_len: the truncation length (sizes the positional table).
+        max_len: the truncation length (sizes the positional table; the padded length with
+            ``fidelity.fixed_padding``).
+        fidelity: the ``fidelity`` config (exact mode when None: checkpoints from before it existed).
         seed: reseeds the global RNGs at every epoch start (see ``on_train_epoch_start``).
         nan_check_every: check the loss for NaN/inf every this many steps.
         run_config: the whole resolved run config, kept for provenance (optional).
@@ -54,11 +61,16 @@ class SAFRModule(L.LightningModule):
         seed: int = 0,
         nan_check_every: int = 1,
         run_config: dict[str, Any] | None = None,
+        fidelity: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         # Not sent to loggers: the tokenizer JSON is megabytes; loggers get the run config instead.
         self.save_hyperparameters(logger=False)
         self.tokenizer: Tokenizer = tokenizer_from_json(tokenizer_json)
+        self.fidelity = {**EXACT_FIDELITY, **(fidelity or {})}
+        fixed_padding = bool(self.fidelity["fixed_padding"])
+        # The padded length of every input (the paper's fixed padding), or None: the batch's longest.
+        self.pad_to: int | None = max_len if fixed_padding else None
         self.model = SAFRTransformer(
             vocab_size=self.tokenizer.get_vocab_size(),
             num_classes=num_classes,
@@ -72,6 +84,10 @@ class SAFRModule(L.LightningModule):
             vmask_tau=vmask["tau"],
             max_len=max(max_len, 512),
             pad_id=PAD_ID,
+            fixed_length=self.pad_to,
+            pad_embedding=str(self.fidelity["pad_embedding"]),
+            pool_over_pad=bool(self.fidelity["pool_over_pad"]),
+            init=str(self.fidelity["init"]),
         )
         loss = loss or {}
         self.weights = LossWeights(
@@ -79,6 +95,7 @@ class SAFRModule(L.LightningModule):
             inter=float(lambdas["inter"]),
             beta=float(vmask.get("beta", 0.0)),
             inter_include_self=bool(loss.get("inter_include_self", False)),
+            regularizers=str(self.fidelity["regularizers"]),
         )
         self.optim_cfg = {"lr": 1e-4, "weight_decay": 0.0, **(optim or {})}
         self.seed = seed
@@ -98,14 +115,14 @@ class SAFRModule(L.LightningModule):
 
     def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Tokenize ``texts`` as in training: ``input_ids`` [B, T] and ``attention_mask`` [B, T] (bool),
-        padded to the longest text, on this module's device."""
+        padded to the longest text (to max_len with ``fidelity.fixed_padding``), on this module's device."""
         if isinstance(texts, str):
             texts = [texts]
         encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
         empty = [i for i, enc in enumerate(encodings) if not enc.ids]
         if empty:
             raise SAFRError(f"text {empty[0]} has no tokens (empty or whitespace-only)")
-        width = max(len(enc.ids) for enc in encodings)
+        width = self.pad_to or max(len(enc.ids) for enc in encodings)
         ids = torch.full((len(encodings), width), PAD_ID, dtype=torch.long)
         for row, enc in enumerate(encodings):
             ids[row, : len(enc.ids)] = torch.tensor(enc.ids, dtype=torch.long)

@@ -21,9 +21,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from safr_lightning.cli import UserErrorExit, run_cli
-from safr_lightning.config import CONFIG_DIR, register_configs, validate
+from safr_lightning.config import register_configs, validate
 from safr_lightning.errors import RunInterrupted, SAFRError
 from safr_lightning.gpu_slots import job_gpu_slot
+from safr_lightning.paths import CONFIG_DIR
 from safr_lightning.results import run_identity, write_results
 from safr_lightning.resume import finished_results, resolve_resume
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.utils.data import BatchSampler
 
@@ -68,3 +69,16 @@ def test_random_sampler_depends_on_seed_and_epoch() -> None:
     before = list(a)
     a.set_epoch(2)
     assert list(a) != before
+
+
+def test_fixed_padding_pads_every_batch_to_pad_to() -> None:
+    texts = [[5, 6, 7], [8], [9, 10]]
+    ds = TokenizedSplit(torch.tensor([t for x in texts for t in x]), torch.tensor([3, 1, 2]), torch.zeros(3), pad_to=6)
+    batch = ds.__getitems__([1, 2])
+    assert batch["input_ids"].tolist() == [[8, 0, 0, 0, 0, 0], [9, 10, 0, 0, 0, 0]]
+    assert batch["attention_mask"].sum(1).tolist() == [1, 2]
+
+
+def test_fixed_padding_refuses_a_text_longer_than_pad_to() -> None:
+    with pytest.raises(ValueError, match="does not fit pad_to=2"):
+        TokenizedSplit(torch.tensor([5, 6, 7]), torch.tensor([3]), torch.zeros(1), pad_to=2)

@@ -146,3 +146,22 @@ def test_dropped_empty_texts_are_counted_in_the_log(tmp_path: Path, caplog: pyte
     with caplog.at_level("WARNING", logger="safr_lightning.data.sources"):
         load_raw_splits(cfg_for(tmp_path), str(tmp_path / "c"))
     assert "train.parquet: dropped 3 empty or whitespace-only text(s) of 43" in caplog.text
+
+
+def test_per_class_head_carve_keeps_each_class_head_in_train(tmp_path: Path) -> None:
+    """The paper's IMDB split: per class, the first examples in file order train, the rest validate."""
+    rows = [(f"neg {i}", 0) for i in range(12)] + [(f"pos {i}", 1) for i in range(8)]
+    write(tmp_path, "train", rows)
+    write(tmp_path, "test", rows[:4])
+    splits = load_raw_splits(cfg_for(tmp_path, val_size=5, carve="per_class_head"), str(tmp_path / "c"))
+    assert splits["train"]["text"] == [f"neg {i}" for i in range(9)] + [f"pos {i}" for i in range(6)]
+    assert splits["validation"]["text"] == ["neg 9", "neg 10", "neg 11", "pos 6", "pos 7"]
+    fraction = load_raw_splits(cfg_for(tmp_path, val_size=0.25, carve="per_class_head"), str(tmp_path / "c"))
+    assert fraction["validation"]["text"] == splits["validation"]["text"]
+
+
+def test_per_class_head_carve_that_leaves_nothing_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "train", ROWS)
+    write(tmp_path, "test", ROWS[:4])
+    with pytest.raises(DataError, match="leaves no training or no validation"):
+        load_raw_splits(cfg_for(tmp_path, val_size=40, carve="per_class_head"), str(tmp_path / "c"))

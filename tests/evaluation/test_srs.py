@@ -200,3 +200,57 @@ def test_flat_metrics_and_curve_rows_name_every_k() -> None:
     assert flat["val/srs@30"] == result["srs"]["30"]
     columns, rows = curve_rows(result)
     assert columns[:4] == ["k", "acc_capacity", "acc_random", "srs"] and [r[0] for r in rows] == [10.0, 30.0]
+
+
+PAPER_LEN = 12
+
+
+def paper_model(vmask: bool = True, seed: int = 0) -> SAFRTransformer:
+    """fidelity=paper: padded to PAPER_LEN, PAD a trained token, pooling over every position."""
+    torch.manual_seed(seed)
+    paper = {"fixed_length": PAPER_LEN, "pad_embedding": "trained", "pool_over_pad": True, "init": "paper"}
+    model = SAFRTransformer(50, 2, d_model=32, n_heads=4, d_ff=64, vmask=vmask, vmask_hidden=16, **paper)
+    with torch.no_grad():
+        model.classifier.weight.mul_(8)
+    return model.eval()
+
+
+@pytest.mark.parametrize("vmask", [True, False])
+def test_paper_mode_evaluation_equals_reference_that_repads_every_copy_to_max_len(vmask: bool) -> None:
+    """The paper's code would pad every shortened text back to max_len: PAD is part of its model."""
+    model, batches = paper_model(vmask), make_batches()
+    assert not fast_forward.supports(model)  # its pooling sees every PAD: no per-token shortcut
+    settings = SRSSettings(ks=tuple(KS), random_draws=2, seed=7)
+    result = evaluate_srs(model, batches, settings)
+    n_total = sum(len(b["labels"]) for b in batches)
+    acc, acc_capacity = 0.0, dict.fromkeys(("10", "30", "50"), 0.0)
+    comprehensiveness = dict.fromkeys(("10", "30", "50"), 0.0)
+    for batch in batches:
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        with torch.no_grad():
+            trace = model(ids, mask, return_trace=True).trace
+        wide = torch.nn.functional.pad(mask, (0, PAPER_LEN - mask.shape[1]))
+        draws = [random_scores(batch["index"], wide, 7, d)[:, : mask.shape[1]] for d in range(2)]
+        scores = capacity_scores(trace)[:, : mask.shape[1]]
+        part = ref.srs_by_text(model, ids, mask, batch["labels"], scores, draws, KS, pad_to=PAPER_LEN)
+        weight = len(batch["labels"]) / n_total
+        acc += weight * part["acc"]
+        for key in acc_capacity:
+            acc_capacity[key] += weight * part["acc_capacity"][key]
+            comprehensiveness[key] += weight * part["comprehensiveness"][key]
+    assert result["acc"] == pytest.approx(acc)
+    assert result["acc_capacity"] == pytest.approx(acc_capacity, abs=1e-6)
+    assert result["comprehensiveness"] == pytest.approx(comprehensiveness, abs=1e-5)
+
+
+def test_fixed_padding_without_pad_pooling_keeps_the_fast_path_and_the_exact_numbers() -> None:
+    exact = tiny_model()
+    torch.manual_seed(0)
+    fixed = SAFRTransformer(50, 2, d_model=32, n_heads=4, d_ff=64, vmask_hidden=16, fixed_length=PAPER_LEN)
+    fixed.load_state_dict(exact.state_dict())
+    fixed.eval()
+    assert fast_forward.supports(fixed)
+    settings = SRSSettings(ks=tuple(KS))
+    a, b = evaluate_srs(exact, make_batches(), settings), evaluate_srs(fixed, make_batches(), settings)
+    for name in ("acc", "acc_capacity", "acc_random", "srs"):
+        assert a[name] == b[name], name

@@ -121,3 +121,20 @@ def test_mean_std_ignores_missing_and_non_finite_values() -> None:
     stat = mean_std([1.0, None, 3.0, float("nan")])
     assert stat.mean == 2.0 and stat.std == pytest.approx(math.sqrt(2.0)) and stat.n == 2
     assert mean_std([]).mean is None and mean_std([4.0]).std is None
+
+
+def test_paper_and_exact_mode_runs_never_share_a_row(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    for mode in ("exact", "paper", "paper, init=exact"):
+        for seed in range(2):
+            results = fake_results(rng, "sst2", "safr", 0.1, 0.1, seed)
+            results["fidelity"] = {"mode": mode}
+            write_job(tmp_path, f"{mode.replace(', ', '_').replace('=', '-')}_s{seed}", None, results)
+    rows = summarize(collect_jobs(tmp_path), "sst2", k=30)
+    assert [(row.key.fidelity, row.n) for row in rows] == [("exact", 2), ("paper", 2), ("paper, init=exact", 2)]
+    assert [row.key.label for row in rows] == [
+        "λ_imp=0.1, λ_inter=0.1",
+        "λ_imp=0.1, λ_inter=0.1 · fidelity: paper",
+        "λ_imp=0.1, λ_inter=0.1 · fidelity: paper, init=exact",
+    ]
+    assert "fidelity" in csv_text("sst2", rows, 30).splitlines()[0]

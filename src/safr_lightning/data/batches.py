@@ -31,6 +31,8 @@ def _flat_list_column(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarra
 class TokenizedSplit(torch.utils.data.Dataset):
     """One split: ``__getitems__`` returns a whole padded batch.
 
+    Batches are padded to their longest text, or to ``pad_to`` when set (the paper's fixed padding).
+
     Batch keys: ``input_ids`` [B, T] long, ``attention_mask`` [B, T] bool (True = real token),
     ``labels`` [B] long, ``index`` [B] long (position in the split), and ``rationale`` [B, T] bool
     when the split has planted rationales.
@@ -42,9 +44,13 @@ class TokenizedSplit(torch.utils.data.Dataset):
         lengths: torch.Tensor,
         labels: torch.Tensor,
         rationale: torch.Tensor | None = None,
+        pad_to: int | None = None,
     ) -> None:
         if (lengths < 1).any():
             raise ValueError("every text needs at least one token")
+        if pad_to is not None and len(lengths) and int(lengths.max()) > pad_to:
+            raise ValueError(f"a text of {int(lengths.max())} tokens does not fit pad_to={pad_to}")
+        self.pad_to = pad_to
         self.tokens = tokens.long()
         self.lengths = lengths.long()
         self.offsets = torch.zeros(len(lengths) + 1, dtype=torch.long)
@@ -53,7 +59,7 @@ class TokenizedSplit(torch.utils.data.Dataset):
         self.rationale = None if rationale is None else rationale.bool()
 
     @classmethod
-    def from_dataset(cls, ds: Dataset) -> TokenizedSplit:
+    def from_dataset(cls, ds: Dataset, pad_to: int | None = None) -> TokenizedSplit:
         """From a tokenized ``datasets.Dataset`` with ``input_ids``, ``label`` (and ``rationale_ids``)."""
         table = ds.with_format("arrow")[:]
         ids, lengths = _flat_list_column(table, "input_ids")
@@ -66,6 +72,7 @@ class TokenizedSplit(torch.utils.data.Dataset):
             torch.from_numpy(lengths),
             torch.from_numpy(labels),
             rationale,
+            pad_to,
         )
 
     def __len__(self) -> int:
@@ -77,7 +84,7 @@ class TokenizedSplit(torch.utils.data.Dataset):
     def __getitems__(self, indices: Sequence[int]) -> Batch:
         index = torch.as_tensor(indices, dtype=torch.long)
         lengths = self.lengths[index]
-        width = int(lengths.max())
+        width = self.pad_to or int(lengths.max())
         positions = torch.arange(width)
         mask = positions[None, :] < lengths[:, None]
         gather = (self.offsets[index][:, None] + positions[None, :]).clamp_(max=len(self.tokens) - 1)

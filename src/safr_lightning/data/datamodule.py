@@ -36,11 +36,15 @@ class SAFRDataModule(L.LightningDataModule):
     tokenizes every split; ``tokenizer`` is then available to build the model.
     """
 
-    def __init__(self, dataset: Any, data: Any, seed: int = 0, tokenizer: Tokenizer | None = None) -> None:
+    def __init__(
+        self, dataset: Any, data: Any, seed: int = 0, tokenizer: Tokenizer | None = None, pad_to: int | None = None
+    ) -> None:
+        """``pad_to``: pad every batch to this length (the paper's fixed padding); None pads to the longest."""
         super().__init__()
         self.dataset_cfg = dataset
         self.data_cfg = data
         self.seed = seed
+        self.pad_to = pad_to
         self.tokenizer: Tokenizer | None = tokenizer
         self.splits: dict[str, TokenizedSplit] = {}
         self.texts: dict[str, Dataset] = {}
@@ -82,7 +86,7 @@ class SAFRDataModule(L.LightningDataModule):
             empty = pc.sum(pc.equal(lengths, 0)).as_py() or 0
             if empty:
                 raise DataError(f"{split} split: {empty} text(s) have no tokens after normalization")
-            self.splits[split] = TokenizedSplit.from_dataset(tokenized)
+            self.splits[split] = TokenizedSplit.from_dataset(tokenized, pad_to=self.pad_to)
         sizes = ", ".join(f"{s} {len(d)}" for s, d in self.splits.items())
         log.info("%s: %s; vocabulary %d", cfg.name, sizes, self.tokenizer.get_vocab_size())
 

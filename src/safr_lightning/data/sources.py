@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -88,7 +89,8 @@ def load_raw_splits(cfg: Any, cache_dir: str | None = None) -> DatasetDict:
             splits = _load_hub(cfg, cache_dir)
     checked = {name: check_split(ds, cfg.num_classes, source) for name, (ds, source) in splits.items()}
     if "validation" not in checked or cfg.carve_validation:
-        checked["train"], checked["validation"] = carve_validation(checked["train"], cfg.val_size, cfg.split_seed)
+        carve = carve_per_class_head if cfg.get("carve", "stratified") == "per_class_head" else carve_validation
+        checked["train"], checked["validation"] = carve(checked["train"], cfg.val_size, cfg.split_seed)
     return DatasetDict({name: checked[name] for name in SPLITS})
 
 
@@ -265,3 +267,24 @@ def carve_validation(train: Dataset, val_size: float, seed: int) -> tuple[Datase
     train_part, val_part = parts["train"], parts["test"]
     value_type = train.features["label"]
     return train_part.cast_column("label", value_type), val_part.cast_column("label", value_type)
+
+
+def carve_per_class_head(train: Dataset, val_size: float, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Per class, the first examples (in file order) stay in train, the rest is validation.
+
+    The paper's IMDB split: of each class's 12,500 training reviews the first 10,000 train and the
+    last 2,500 validate. ``val_size`` (a count or a fraction of all of train) is shared between the
+    classes in proportion to their sizes. ``seed`` is unused: nothing is drawn.
+    """
+    labels = np.asarray(train.with_format("arrow")[:].column("label").to_numpy(zero_copy_only=False))
+    total = len(labels)
+    n_val = int(val_size) if val_size >= 1 else round(float(val_size) * total)
+    if not 0 < n_val < total:
+        raise DataError(f"dataset.val_size={val_size} leaves no training or no validation examples (train has {total})")
+    train_rows, val_rows = [], []
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        cut = len(rows) - round(n_val * len(rows) / total)
+        train_rows.append(rows[:cut])
+        val_rows.append(rows[cut:])
+    return train.select(np.concatenate(train_rows)), train.select(np.concatenate(val_rows))

@@ -43,9 +43,16 @@ class TokenCache:
 
 
 def supports(model: nn.Module) -> bool:
-    """Is ``model`` the architecture this module restates (a SAFRTransformer of post-LN blocks)?"""
+    """Is ``model`` the architecture this module restates (a SAFRTransformer of post-LN blocks)?
+
+    Not with ``pool_over_pad`` (the paper's pooling): there every PAD position of the re-padded copy
+    changes the logits, so the per-token shortcut would run the whole padded width anyway. A fixed
+    length alone is fine: PAD keys are masked and the pooling skips PAD, so the copy's logits do not
+    depend on how far it is padded.
+    """
     return (
         isinstance(model, SAFRTransformer)
+        and not model.pool_over_pad
         and len(model.blocks) > 0
         and all(isinstance(b, Block) and isinstance(b.attn, SelfAttention) for b in model.blocks)
     )

@@ -15,7 +15,8 @@ probability and of the rest (token-weighted over the whole set; ``null`` without
 the batches carry ``rationale`` (the synthetic task), the precision of the top k % tokens.
 
 Every shortened copy of a batch is built on tensors and run in a few large forward calls
-(:mod:`safr_lightning.evaluation.fast_forward`); nothing loops over tokens.
+(:mod:`safr_lightning.evaluation.fast_forward`); nothing loops over tokens. A model with a fixed
+length (``fidelity.fixed_padding``) re-pads every copy to it, as the paper's code would.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from safr_lightning.errors import ConfigError
@@ -34,6 +36,7 @@ from safr_lightning.evaluation.fast_forward import DeletionForward, TokenCache, 
 from safr_lightning.metrics.deletion import n_delete, n_keep, n_rounded, pack, rank_tokens
 from safr_lightning.metrics.scorers import random_scores, token_scores
 from safr_lightning.metrics.superposition import capacity
+from safr_lightning.model.transformer import SAFRTransformer
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +234,13 @@ def _evaluate_batch(
     batch = {key: value.to(device) for key, value in batch.items() if isinstance(value, torch.Tensor)}
     ids = batch["input_ids"]
     mask = batch["attention_mask"].bool()
+    if isinstance(model, SAFRTransformer) and model.fixed_length is not None:
+        # The model pads to its fixed length (fidelity.fixed_padding) and traces that width: pad the
+        # batch alike, so masks and trace line up.
+        width = ids.shape[1]
+        ids, mask = model.pad_inputs(ids, mask)
+        if "rationale" in batch:
+            batch["rationale"] = F.pad(batch["rationale"].bool(), (0, ids.shape[1] - width), value=False)
     labels = batch["labels"]
     b = ids.shape[0]
     index = batch.get("index")

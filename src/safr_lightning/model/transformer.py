@@ -121,16 +121,34 @@ class SAFRTransformer(nn.Module):
         vmask_tau: float = 1.0,
         max_len: int = 512,
         pad_id: int = 0,
+        fixed_length: int | None = None,
+        pad_embedding: str = "zero",
+        pool_over_pad: bool = False,
+        init: str = "exact",
     ) -> None:
         super().__init__()
+        if pad_embedding not in ("zero", "trained") or init not in ("exact", "paper"):
+            raise ValueError(f"pad_embedding={pad_embedding!r} (zero | trained), init={init!r} (exact | paper)")
+        if pool_over_pad and fixed_length is None:
+            raise ValueError("pool_over_pad needs a fixed_length: otherwise a text's PAD count depends on its batch")
         self.d_model = d_model
         self.n_heads = n_heads
-        self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
-        # Scaled by sqrt(E) in forward: std E^-1/2 gives token norms ~sqrt(E), comparable to the
-        # positional encoding's sqrt(E/2), so neither drowns the other.
-        nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
-        with torch.no_grad():
-            self.embedding.weight[pad_id].zero_()
+        self.pad_id = pad_id
+        # The paper's code (fidelity=paper): every input padded to `fixed_length`, PAD an ordinary
+        # trained token that passes VMASK, and the pooling over every position, PAD included.
+        self.fixed_length = fixed_length
+        self.pad_is_token = pad_embedding == "trained"
+        self.pool_over_pad = pool_over_pad
+        self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=None if self.pad_is_token else pad_id)
+        if init == "exact":
+            # Scaled by sqrt(E) in forward: std E^-1/2 gives token norms ~sqrt(E), comparable to the
+            # positional encoding's sqrt(E/2), so neither drowns the other.
+            nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
+            if not self.pad_is_token:
+                with torch.no_grad():
+                    self.embedding.weight[pad_id].zero_()
+        # init == "paper": nn.Embedding's own N(0, 1), so after the sqrt(E) scale token norms are
+        # about E and the positional encoding (norm sqrt(E/2)) barely moves them.
         self.vmask = VMask(d_model, vmask_hidden, vmask_tau) if vmask else None
         self.register_buffer("positions", sinusoidal_positions(max_len, d_model), persistent=False)
         self.dropout = Dropout(dropout)
@@ -142,10 +160,30 @@ class SAFRTransformer(nn.Module):
             return self.positions[:length]
         return sinusoidal_positions(length, self.d_model).to(self.positions.device)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_trace: bool = False) -> ModelOutput:
-        """input_ids [B, T] long, attention_mask [B, T] (1/True = real token) -> logits [B, C] (+ trace)."""
+    def pad_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad [B, T] inputs to ``fixed_length`` when the model has one (the paper's fixed padding).
+
+        A no-op otherwise. Longer inputs are refused: the tokenizer truncates at max_len, so a wider
+        batch was not made for this model.
+        """
         mask = attention_mask.bool()
+        if self.fixed_length is None or input_ids.shape[1] == self.fixed_length:
+            return input_ids, mask
+        extra = self.fixed_length - input_ids.shape[1]
+        if extra < 0:
+            raise ValueError(f"inputs of {input_ids.shape[1]} tokens; this model pads to {self.fixed_length}")
+        return F.pad(input_ids, (0, extra), value=self.pad_id), F.pad(mask, (0, extra), value=False)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_trace: bool = False) -> ModelOutput:
+        """input_ids [B, T] long, attention_mask [B, T] (1/True = real token) -> logits [B, C] (+ trace).
+
+        With ``fixed_length`` the inputs are first padded to it, and the trace is [B, fixed_length, ...].
+        """
+        input_ids, mask = self.pad_inputs(input_ids, attention_mask)
         m = mask.unsqueeze(-1)
+        # Where VMASK and the Baseline's pass-through apply: real tokens, or every position when PAD
+        # is an ordinary token (the paper's code runs VMASK on PAD too).
+        passes = torch.ones_like(mask) if self.pad_is_token else mask
         if input_ids.is_cuda:  # torch.unique would sync the host every step; FLOPs are cheap there
             e = self.embedding(input_ids) * math.sqrt(self.d_model)
             logits = self.vmask.logits(e) if self.vmask is not None else None
@@ -159,10 +197,10 @@ class SAFRTransformer(nn.Module):
             e = F.embedding(where, e_tokens)
             logits = F.embedding(where, self.vmask.logits(e_tokens)) if self.vmask is not None else None
         if self.vmask is not None:
-            h, keep, keep_prob = self.vmask(e, mask, logits=logits)
-        else:  # the Baseline: every real token passes untouched
-            h = e * m
-            keep = keep_prob = mask.to(e.dtype)
+            h, keep, keep_prob = self.vmask(e, passes, logits=logits)
+        else:  # the Baseline: every real token (and PAD, when it is a token) passes untouched
+            h = e * passes.unsqueeze(-1) if not self.pad_is_token else e
+            keep = keep_prob = passes.to(e.dtype)
         x = self.dropout(h + self._positions(input_ids.shape[1]))
         trace: dict[str, torch.Tensor] = {}
         for i, block in enumerate(self.blocks):
@@ -171,8 +209,11 @@ class SAFRTransformer(nn.Module):
                 trace.update({f"blocks.{i}.{name}": value for name, value in parts.items()})
                 if i == 0:
                     trace.update(parts)
-        n = mask.sum(1, keepdim=True).clamp_min(1).to(x.dtype)
-        pooled = (x * m).sum(1) / n
+        if self.pool_over_pad:
+            pooled = x.mean(1)
+        else:
+            n = mask.sum(1, keepdim=True).clamp_min(1).to(x.dtype)
+            pooled = (x * m).sum(1) / n
         logits = self.classifier(pooled)
         if not return_trace:
             return ModelOutput(logits)

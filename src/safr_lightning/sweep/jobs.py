@@ -21,6 +21,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from safr_lightning.fidelity import shared_keys
 from safr_lightning.results import RESULTS_FILE
 
 MULTIRUN_FILE = "multirun.yaml"
@@ -31,6 +32,10 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 IDENTITY_KEYS = frozenset(
     {"seed", "dataset", "row", "model", "lambda", "lambda.imp", "lambda.inter", "sweep", "sweep_name"}
 )
+
+# The fidelity group and the keys every fidelity preset sets: results.json's fidelity mode names them
+# (a key only one preset sets, e.g. dataset.strip_html_breaks, stays a variant).
+FIDELITY_KEYS = frozenset({"fidelity", *shared_keys()})
 
 # Overrides that change neither training nor metrics: a job re-run with them (resumed from its last
 # checkpoint, without a progress bar, logging elsewhere) still fills the cell it was asked for.
@@ -98,6 +103,12 @@ def _parse(overrides: list[str]) -> list[Any]:
 def _key(override: Any) -> str:
     """``+row`` and ``row`` name the same thing here; the prefix only tells Hydra how to compose it."""
     return str(override.get_key_element()).lstrip("+~")
+
+
+def _identity(key: str) -> bool:
+    """Keys a row already tells apart: the cell's own, and the fidelity (the row's mode names it)."""
+    key = key.split("@")[0]
+    return key in IDENTITY_KEYS or key in FIDELITY_KEYS or key.startswith("fidelity.")
 
 
 def _neutral(key: str) -> bool:
@@ -218,7 +229,7 @@ def collect_jobs(sweep_dir: Path) -> list[Job]:
 def _assign_variants(jobs: list[Job]) -> None:
     """Mark each job with the non-identity overrides that are not the same across all jobs."""
     parsed = [override_dict(job.overrides) for job in jobs]
-    keys = {k for d in parsed for k in d if k.split("@")[0] not in IDENTITY_KEYS and not _neutral(k)}
+    keys = {k for d in parsed for k in d if not _identity(k) and not _neutral(k)}
     varying = sorted(k for k in keys if len({d.get(k) for d in parsed}) > 1)
     for job, d in zip(jobs, parsed, strict=True):
         job.variant = tuple(f"{k}={d[k]}" for k in varying if k in d)

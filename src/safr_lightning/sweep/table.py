@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from safr_lightning.fidelity import EXACT, mode_of
 from safr_lightning.sweep.jobs import FAILED, MISSING, OK, Job
 from safr_lightning.sweep.paper_tables import (
     DATASET_TITLES,
@@ -51,6 +52,8 @@ class RowKey(NamedTuple):
     imp: float
     inter: float
     variant: tuple[str, ...] = ()
+    # results.json's fidelity mode: exact- and paper-mode runs never share a row.
+    fidelity: str = EXACT
 
     @property
     def label(self) -> str:
@@ -59,12 +62,17 @@ class RowKey(NamedTuple):
             text = "Baseline" if self.imp == 0 and self.inter == 0 else f"Baseline, {lam}"
         else:
             text = lam if self.model == "safr" else f"{self.model}, {lam}"
+        if self.fidelity != EXACT:
+            text = f"{text} · fidelity: {self.fidelity}"
         return f"{text} [{', '.join(self.variant)}]" if self.variant else text
 
     def sort_key(self) -> tuple[Any, ...]:
         position = paper_position(self.model, self.imp, self.inter)
-        # Table 6's rows in its order, then every other configuration.
+        # Exact mode first, then each other fidelity; within one, Table 6's rows in its order, then
+        # every other configuration.
         return (
+            self.fidelity != EXACT,
+            self.fidelity,
             len(TABLE6_ROWS) if position is None else position,
             self.model,
             self.imp,
@@ -78,7 +86,7 @@ def row_key(job: Job) -> RowKey | None:
     lam = results.get("lambda") or {}
     if "model" not in results or "imp" not in lam or "inter" not in lam:
         return None
-    return RowKey(str(results["model"]), float(lam["imp"]), float(lam["inter"]), job.variant)
+    return RowKey(str(results["model"]), float(lam["imp"]), float(lam["inter"]), job.variant, mode_of(results))
 
 
 def value_at_k(by_k: Any, k: float) -> float | None:
@@ -179,8 +187,9 @@ def markdown(dataset: str, rows: Sequence[Row], bad: Sequence[Job], k: float, ro
     ]
     if with_paper:
         lines.append(
-            f"*paper*: Table 6 of Chang, Deng & Chen (2025), k = {PAPER_K:g}. Its λ are not numerically "
-            "ours (padding never enters our regularizers): compare the trends across rows."
+            f"*paper*: Table 6 of Chang, Deng & Chen (2025), k = {PAPER_K:g}. In exact mode its λ are not "
+            "numerically ours (padding never enters our regularizers): compare the trends across rows. Rows "
+            "marked `fidelity: paper` run the paper's own code path (padding included) and compare directly."
         )
     header = ["Model", "n"]
     for metric in METRICS:
@@ -214,7 +223,7 @@ def markdown(dataset: str, rows: Sequence[Row], bad: Sequence[Job], k: float, ro
 
 
 CSV_COLUMNS = (
-    "dataset", "row", "model", "lambda_imp", "lambda_inter", "variant", "k", "n", "failed", "seeds",
+    "dataset", "row", "model", "lambda_imp", "lambda_inter", "fidelity", "variant", "k", "n", "failed", "seeds",
     "acc_s_mean", "acc_s_std", "acc_random_mean", "acc_random_std", "acc_capacity_mean",
     "acc_capacity_std", "srs_mean", "srs_std",
     "paper_acc_s", "paper_acc_random", "paper_acc_capacity", "paper_srs",
@@ -233,6 +242,7 @@ def csv_text(dataset: str, rows: Sequence[Row], k: float) -> str:
             "model": row.key.model,
             "lambda_imp": row.key.imp,
             "lambda_inter": row.key.inter,
+            "fidelity": row.key.fidelity,
             "variant": " ".join(row.key.variant),
             "k": f"{k:g}",
             "n": row.n,
