@@ -1,7 +1,16 @@
-# safr-lightning: make install | make train ARGS="dataset=imdb" | make test
+# safr-lightning: make train [ARGS="dataset=imdb"] | make test: each creates the venv and installs on first use.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Written after a successful install; every target that runs the project needs it (and reinstalls
+# when pyproject.toml changes). `make install` always reinstalls.
+STAMP := $(VENV)/.installed
+# The offline data copy beside the project (../shared/data), unless SAFR_DATA_DIR says otherwise.
+ifeq ($(SAFR_DATA_DIR),)
+ifneq ($(wildcard ../shared/data/sst2),)
+export SAFR_DATA_DIR := $(abspath ../shared/data)
+endif
+endif
 # The CPU wheel on this machine; on a GPU box use e.g. TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 TORCH ?= torch==2.13.0
 ARGS ?=
@@ -25,25 +34,29 @@ install:
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[dev,sweep]'
+	touch $(STAMP)
 
-test:
+$(STAMP): pyproject.toml
+	$(MAKE) install
+
+test: $(STAMP)
 	$(PY) -m pytest -q
 
-test-fast:
+test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not real_data"
 
-train:
+train: $(STAMP)
 	$(PY) -m safr_lightning.train $(ARGS)
 
-sweep:
+sweep: $(STAMP)
 	$(PY) -m safr_lightning.train --multirun +sweep=$(SWEEP) hydra/launcher=$(LAUNCHER) \
 		$(if $(DATASETS),dataset=$(DATASETS)) $(if $(SEEDS),seed=$(SEEDS)) \
 		$(if $(N_JOBS),hydra.launcher.n_jobs=$(N_JOBS)) $(OVERRIDES)
 
-table:
+table: $(STAMP)
 	$(PY) -m safr_lightning.aggregate $(SWEEP_DIR) --k $(K)
 
-lint:
+lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 

@@ -139,3 +139,29 @@ def test_evaluating_the_best_checkpoint_of_a_paper_run_is_named_and_labelled_apa
     assert best["fidelity"]["mode"] == "paper, test_on=best"
     written = json.loads((run_dir / "evaluation_best.json").read_text())
     assert written["fidelity"]["mode"] == "paper, test_on=best"
+
+
+def test_explain_on_a_paper_run_follows_its_fidelity(
+    paper_run: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """explain picks the tested (last) checkpoint of the run and pads to its max_len like the model."""
+    from safr_lightning.explain import run_explain
+    from safr_lightning.metrics.superposition import capacity
+    from tests.test_explain import explain_cfg, token_rows
+
+    run_dir, _ = paper_run
+    cfg = explain_cfg(f"ckpt_path={run_dir}", "texts=[good kaba naba,bad]", "split=test", "max_texts=16",
+                      "formats=[png]", "dpi=40", f"out_dir={tmp_path / 'out'}")  # fmt: skip
+    result = run_explain(cfg)
+    assert result["checkpoint"].name == "last.ckpt"
+    tables = token_rows(capsys.readouterr().out)
+    module = SAFRModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu").eval()
+    batch = module.encode(["good kaba naba", "bad"])
+    with torch.no_grad():
+        trace = module.model(batch["input_ids"], batch["attention_mask"], return_trace=True).trace
+    expected = capacity(trace["fc1"], batch["attention_mask"])
+    assert [len(t) for t in tables] == [3, 1]
+    for b, table in enumerate(tables):
+        for index, cap, _, _, _ in table:
+            assert cap == pytest.approx(float(expected[b, index - 1]), abs=5e-5)
+    assert (tmp_path / "out" / "important_vs_rest.png").stat().st_size > 1_000

@@ -224,7 +224,13 @@ def run_explain(cfg: DictConfig) -> dict[str, Any]:
             )
 
     print(f"figures: {out_dir}/ ({', '.join(sorted(written))})")
-    return {"out_dir": out_dir, "files": written, "profiles": profiles, "deletion_source": source}
+    return {
+        "checkpoint": checkpoint,
+        "out_dir": out_dir,
+        "files": written,
+        "profiles": profiles,
+        "deletion_source": source,
+    }
 
 
 def _quote_text_override(argv: list[str]) -> list[str]:

@@ -169,3 +169,11 @@ def test_vmask_runs_on_pad_when_pad_is_a_token() -> None:
 def test_pool_over_pad_needs_a_fixed_length() -> None:
     with pytest.raises(ValueError, match="fixed_length"):
         SAFRTransformer(40, 2, d_model=16, n_heads=4, d_ff=32, pool_over_pad=True)
+
+
+def test_masked_positions_are_pad_in_paper_mode_whatever_ids_they_hold() -> None:
+    model = paper_model()
+    ids, mask = padded_batch([4, 2])
+    garbage = ids.masked_fill(~mask, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(model(garbage, mask).logits, model(ids, mask).logits)

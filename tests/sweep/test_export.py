@@ -43,8 +43,12 @@ def test_decomposition_deltas_are_paired_by_seed() -> None:
 
 
 def test_compact_results_hold_no_absolute_paths() -> None:
-    results = {"run_dir": "/home/me/run", "checkpoint": "/home/me/run/checkpoints/last.ckpt",
-               "resumed_from": {"checkpoint": "/x/y/checkpoints/last.ckpt", "epoch": 2}, "test": {"acc": 0.5}}  # fmt: skip
+    results = {
+        "run_dir": "/home/me/run",
+        "checkpoint": "/home/me/run/checkpoints/last.ckpt",
+        "resumed_from": {"checkpoint": "/x/y/checkpoints/last.ckpt", "epoch": 2},
+        "test": {"acc": 0.5},
+    }
     out = export.compact(results)
     assert "run_dir" not in out and out["checkpoint"] == "checkpoints/last.ckpt"
     assert out["resumed_from"] == {"checkpoint": "checkpoints/last.ckpt", "epoch": 2}
@@ -94,3 +98,14 @@ def test_committed_tables_are_rendered_from_their_json(path: Path) -> None:
     assert (RESULTS_DIR / f"{path.stem}.csv").read_text() == export.render_csv(data)
     assert list(csv.DictReader(io.StringIO(export.render_csv(data))))
     assert "/work/" not in path.read_text() and "/home/" not in path.read_text()
+
+
+def test_decomposition_shows_only_configurations_with_a_switch() -> None:
+    records = [record("paper", s, 0.7, 0.5) for s in range(2)] + [record("exact", s, 0.8, 0.7) for s in range(2)]
+    records += [record("paper, init=exact", s, 0.75, 0.6) for s in range(2)]
+    baseline = record("paper", 0, 0.7, 0.6)
+    baseline["results"]["model"] = "baseline"
+    table = export.render_table(export.build_export("d", "decomposition", [*records, baseline], title="t", command="c"))
+    labels = [line.split(" | ")[0] for line in table.splitlines()[2:]]
+    assert labels == ["| λ_imp=0.1, λ_inter=0.1: paper", "| λ_imp=0.1, λ_inter=0.1: paper, init=exact",
+                      "| λ_imp=0.1, λ_inter=0.1: exact"]  # fmt: skip

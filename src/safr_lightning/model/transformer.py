@@ -163,15 +163,20 @@ class SAFRTransformer(nn.Module):
     def pad_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pad [B, T] inputs to ``fixed_length`` when the model has one (the paper's fixed padding).
 
-        A no-op otherwise. Longer inputs are refused: the tokenizer truncates at max_len, so a wider
-        batch was not made for this model.
+        A no-op otherwise. With a fixed length, PAD is part of the input (the paper's code derives
+        its mask from ``ids != PAD``), so masked positions are set to PAD whatever ids they held.
+        Longer inputs are refused: the tokenizer truncates at max_len, so a wider batch was not
+        made for this model.
         """
         mask = attention_mask.bool()
-        if self.fixed_length is None or input_ids.shape[1] == self.fixed_length:
+        if self.fixed_length is None:
             return input_ids, mask
+        input_ids = input_ids.masked_fill(~mask, self.pad_id)
         extra = self.fixed_length - input_ids.shape[1]
         if extra < 0:
             raise ValueError(f"inputs of {input_ids.shape[1]} tokens; this model pads to {self.fixed_length}")
+        if extra == 0:
+            return input_ids, mask
         return F.pad(input_ids, (0, extra), value=self.pad_id), F.pad(mask, (0, extra), value=False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_trace: bool = False) -> ModelOutput:
@@ -199,7 +204,7 @@ class SAFRTransformer(nn.Module):
         if self.vmask is not None:
             h, keep, keep_prob = self.vmask(e, passes, logits=logits)
         else:  # the Baseline: every real token (and PAD, when it is a token) passes untouched
-            h = e * passes.unsqueeze(-1) if not self.pad_is_token else e
+            h = e if self.pad_is_token else e * m
             keep = keep_prob = passes.to(e.dtype)
         x = self.dropout(h + self._positions(input_ids.shape[1]))
         trace: dict[str, torch.Tensor] = {}

@@ -226,6 +226,11 @@ def _decomposition(export: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     blocks, csv_rows = [], []
     for dataset in datasets:
         groups = _groups(records, k, dataset)
+        # Only configurations where a departure was switched: the others have nothing to compare.
+        switched = {
+            (g.key.model, g.key.imp, g.key.inter) for g in groups if g.key.fidelity != base_mode(g.key.fidelity)
+        }
+        groups = [g for g in groups if (g.key.model, g.key.imp, g.key.inter) in switched]
         by_mode = {(g.key.model, g.key.imp, g.key.inter, g.key.fidelity): g for g in groups}
         # Each preset first, then the switches away from it, in the order they were listed.
         order = sorted(groups, key=lambda g: (g.key.model, g.key.imp, g.key.inter,
