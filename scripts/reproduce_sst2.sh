@@ -22,11 +22,12 @@ newest() { ls -d multirun/"$1"/*/*/ | sort | tail -n 1; }
 paper() {  # Table 1 in paper mode: Baseline, λ = 0, 0 and SAFR (0.1, 0.1)
   $SWEEP +row=imp0.1_inter0.1,imp0_inter0,baseline fidelity=paper sweep_name=paper-mode
 }
-decomposition() {  # SAFR (0.1, 0.1): one group of departures switched at a time
+decomposition() {  # SAFR (0.1, 0.1): one group of departures switched at a time (paper mode's own row: paper())
   $SAFR fidelity=paper $PAPER_PADDING_OFF      # paper, padding -> exact
   $SAFR fidelity=exact fidelity.init=paper     # exact, init -> paper
   $SAFR fidelity=exact data.bucketing=false    # exact, batching -> paper
   $SAFR fidelity=paper fidelity.init=exact     # paper, init -> exact
+  $SAFR fidelity=exact                         # exact mode itself, the reverse direction's base
   $SAFR fidelity=exact $EXACT_PADDING_ON       # exact, padding -> paper
 }
 table6() {  # exact mode, the Baseline and all 13 λ rows
@@ -36,8 +37,13 @@ evaluations() {  # test on the other checkpoint (no training), and the other tok
   for d in "$(newest paper-mode)"*_safr_imp0.1_inter0.1_*/; do
     $PY -m safr_lightning.evaluate ckpt_path="$d/checkpoints/best.ckpt"   # -> evaluation_best.json
   done
+  for d in multirun/decomposition/*/*/*_safr_imp0.1_inter0.1_*/; do
+    case "$(cat "$d/.hydra/overrides.yaml")" in
+      *fidelity=exact*) grep -q "fidelity\.\|data\.bucketing" "$d/.hydra/overrides.yaml" ||
+        $PY -m safr_lightning.evaluate ckpt_path="$d/checkpoints/last.ckpt";;   # -> evaluation_last.json
+    esac
+  done
   for d in "$(newest table6-exact)"*/; do
-    case "$d" in *_safr_imp0.1_inter0.1_*) $PY -m safr_lightning.evaluate ckpt_path="$d/checkpoints/last.ckpt";; esac
     for scorer in vmask attention; do
       case "$d" in *_baseline_*) [ "$scorer" = vmask ] && continue;; esac
       $PY -m safr_lightning.evaluate ckpt_path="$d" srs.scorer=$scorer   # -> evaluation_<scorer>.json
@@ -54,7 +60,7 @@ export_results() {
     --title "SST-2 exact mode: SRS@30 of each token ranking" \
     --command "python -m safr_lightning.evaluate ckpt_path=JOB_DIR srs.scorer={vmask,attention} for every job"
   # shellcheck disable=SC2046
-  $E sst2_decomposition "$(newest paper-mode)" "$(newest table6-exact)" $(ls -d multirun/decomposition/*/*/) \
+  $E sst2_decomposition "$(newest paper-mode)" $(ls -d multirun/decomposition/*/*/) \
     --kind decomposition --evaluations evaluation_best.json evaluation_last.json \
     --title "SST-2, SAFR (0.1, 0.1): which departure moves which number" \
     --command "bash scripts/reproduce_sst2.sh paper decomposition table6 evaluations"

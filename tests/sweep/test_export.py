@@ -109,3 +109,11 @@ def test_decomposition_shows_only_configurations_with_a_switch() -> None:
     labels = [line.split(" | ")[0] for line in table.splitlines()[2:]]
     assert labels == ["| λ_imp=0.1, λ_inter=0.1: paper", "| λ_imp=0.1, λ_inter=0.1: paper, init=exact",
                       "| λ_imp=0.1, λ_inter=0.1: exact"]  # fmt: skip
+
+
+def test_export_json_is_one_line_per_record_and_loads_back() -> None:
+    records = [record("paper", s, 0.7, 0.5) for s in range(3)]
+    data = export.build_export("d", "decomposition", records, title="t", command="c")
+    text = export.dumps(data)
+    assert json.loads(text) == json.loads(json.dumps(data))
+    assert sum(line.startswith('  {"source"') for line in text.splitlines()) == 3

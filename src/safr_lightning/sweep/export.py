@@ -132,6 +132,10 @@ def _is_run_record(record: dict[str, Any]) -> bool:
     return record["source"].endswith(RESULTS_FILE)
 
 
+def _datasets(records: Sequence[dict[str, Any]]) -> list[str]:
+    return sorted({str(r["results"]["dataset"]) for r in records if r["results"].get("dataset")})
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -222,7 +226,7 @@ def _signed(stat: Stat) -> str:
 def _decomposition(export: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     k = float(export["k"])
     records = export["records"]
-    datasets = sorted({r["results"].get("dataset") for r in records if r["results"].get("dataset")})
+    datasets = _datasets(records)
     blocks, csv_rows = [], []
     for dataset in datasets:
         groups = _groups(records, k, dataset)
@@ -259,7 +263,7 @@ def _model_text(key: RowKey) -> str:
 def _scorers(export: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     k = float(export["k"])
     records = export["records"]
-    datasets = sorted({r["results"].get("dataset") for r in records if r["results"].get("dataset")})
+    datasets = _datasets(records)
     blocks, csv_rows = [], []
     for dataset in datasets:
         # Rows are the runs' own configurations; each scorer's evaluation joins its run by source folder.
@@ -360,17 +364,27 @@ def render_markdown(export: dict[str, Any]) -> str:
 
 # -- files and the README ----------------------------------------------------------------------------
 
-README_BLOCK = re.compile(r"(<!-- results:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(\n<!-- /results:(?P=name) -->)", re.S)
+README_BLOCK = re.compile(
+    r"(<!-- results:(?P<name>[\w.-]+) -->\n)(?P<body>(?:.*?\n)??)(<!-- /results:(?P=name) -->)", re.S
+)
 
 
 def write_export(export: dict[str, Any], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     name = export["name"]
     return [
-        write_text_atomic(out_dir / f"{name}.json", json.dumps(export, indent=1, sort_keys=False) + "\n"),
+        write_text_atomic(out_dir / f"{name}.json", dumps(export)),
         write_text_atomic(out_dir / f"{name}.md", render_markdown(export)),
         write_text_atomic(out_dir / f"{name}.csv", render_csv(export)),
     ]
+
+
+def dumps(export: dict[str, Any]) -> str:
+    """The export as JSON, compact but diffable: one line per header key and per record."""
+    items = [f"{json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}" for key, value in export.items()
+             if key != "records"]  # fmt: skip
+    records = ",\n".join(f"  {json.dumps(r, ensure_ascii=False, separators=(',', ':'))}" for r in export["records"])
+    return "{\n " + ",\n ".join([*items, f'"records": [\n{records}\n ]']) + "\n}\n"
 
 
 def load_export(path: Path) -> dict[str, Any]:
@@ -379,7 +393,7 @@ def load_export(path: Path) -> dict[str, Any]:
 
 def readme_blocks(readme: str) -> dict[str, str]:
     """``{name: table}`` of every results block in the README."""
-    return {m["name"]: m["body"] for m in README_BLOCK.finditer(readme)}
+    return {m["name"]: m["body"].removesuffix("\n") for m in README_BLOCK.finditer(readme)}
 
 
 def fill_readme(readme: str, results_dir: Path) -> str:
@@ -389,7 +403,7 @@ def fill_readme(readme: str, results_dir: Path) -> str:
         path = results_dir / f"{match['name']}.json"
         if not path.is_file():
             raise FileNotFoundError(f"README block results:{match['name']} has no {path}")
-        return match.group(1) + render_table(load_export(path)) + match.group(4)
+        return match.group(1) + render_table(load_export(path)) + "\n" + match.group(4)
 
     return README_BLOCK.sub(replace, readme)
 
