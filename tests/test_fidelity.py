@@ -165,3 +165,20 @@ def test_explain_on_a_paper_run_follows_its_fidelity(
         for index, cap, _, _, _ in table:
             assert cap == pytest.approx(float(expected[b, index - 1]), abs=5e-5)
     assert (tmp_path / "out" / "important_vs_rest.png").stat().st_size > 1_000
+
+
+@pytest.mark.parametrize(
+    ("mode", "short"),
+    [
+        ("paper, fixed_padding=false, pad_embedding=zero, pool_over_pad=false, regularizers=exact, init=exact",
+         "paper, init=exact, padding=exact"),
+        ("exact, fixed_padding=true, pad_embedding=trained, pool_over_pad=true, regularizers=paper",
+         "exact, padding=paper"),
+        ("paper, pool_over_pad=false", "paper, pool_over_pad=false"),  # part of a group stays as it is
+        ("exact", "exact"),
+    ],
+)  # fmt: skip
+def test_short_label_names_a_group_switched_together_once(mode: str, short: str) -> None:
+    from safr_lightning.fidelity import short_label
+
+    assert short_label(mode) == short

@@ -16,6 +16,8 @@ from safr_lightning.paths import CONFIG_DIR
 
 EXACT = "exact"
 FIDELITY_PRESETS = (EXACT, "paper")  # conf/fidelity/<name>.yaml
+# Keys that are switched together in the decomposition tables, under one name.
+GROUPS = {"padding": ("fixed_padding", "pad_embedding", "pool_over_pad", "regularizers")}
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -93,3 +95,19 @@ def mode_of(results: dict[str, Any]) -> str:
     """The fidelity label of a results.json (runs written before fidelity existed were exact)."""
     block = results.get("fidelity")
     return str(block.get("mode", EXACT)) if isinstance(block, dict) else EXACT
+
+
+def short_label(mode: str) -> str:
+    """A mode label with each group of keys switched together named once: ``paper, padding=exact``.
+
+    A group is collapsed when all its keys depart from the preset to the other preset's values.
+    """
+    base, *parts = [p.strip() for p in mode.split(",")]
+    diffs = dict(p.split("=", 1) for p in parts if "=" in p)
+    others = [name for name in FIDELITY_PRESETS if name != base]
+    for group, keys in GROUPS.items():
+        for other in others:
+            target = {k: _show(preset(other).get(f"fidelity.{k}")) for k in keys}
+            if all(diffs.get(k) == v for k, v in target.items()):
+                diffs = {k: v for k, v in diffs.items() if k not in keys} | {group: other}
+    return ", ".join([base, *(f"{k}={v}" for k, v in diffs.items())])

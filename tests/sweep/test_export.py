@@ -111,9 +111,18 @@ def test_decomposition_shows_only_configurations_with_a_switch() -> None:
                       "| λ_imp=0.1, λ_inter=0.1: exact"]  # fmt: skip
 
 
+def test_decomposition_export_keeps_only_the_jobs_of_switched_configurations() -> None:
+    switched = [record("paper", 0, 0.7, 0.5), record("exact", 0, 0.8, 0.7)]
+    other_row = record("exact", 0, 0.8, 0.7)  # a whole exact sweep read for its one shared row
+    other_row["results"]["lambda"] = {"imp": 1.0, "inter": 1.0}
+    data = export.build_export("d", "decomposition", [*switched, other_row], title="t", command="c")
+    assert data["records"] == switched
+    assert len(export.build_export("d", "ablation", [*switched, other_row], title="t", command="c")["records"]) == 3
+
+
 def test_export_json_is_one_line_per_record_and_loads_back() -> None:
     records = [record("paper", s, 0.7, 0.5) for s in range(3)]
-    data = export.build_export("d", "decomposition", records, title="t", command="c")
+    data = export.build_export("d", "ablation", records, title="t", command="c")
     text = export.dumps(data)
     assert json.loads(text) == json.loads(json.dumps(data))
     assert sum(line.startswith('  {"source"') for line in text.splitlines()) == 3

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from safr_lightning.errors import SAFRError
-from safr_lightning.fidelity import mode_of
+from safr_lightning.fidelity import GROUPS, mode_of, short_label
 from safr_lightning.results import RESULTS_FILE, machine_info
 from safr_lightning.sweep.files import write_text_atomic
 from safr_lightning.sweep.jobs import OK, Job, _assign_variants, collect_jobs
@@ -111,6 +111,8 @@ def build_export(
 ) -> dict[str, Any]:
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r}; allowed: {' | '.join(KINDS)}")
+    if kind == "decomposition":
+        records = switched_records(records)
     return {"name": name, "kind": kind, "title": title, "k": k, "command": command, "note": note,
             "machine": machine_info(), "records": records}  # fmt: skip
 
@@ -126,6 +128,24 @@ def _jobs(records: Sequence[dict[str, Any]]) -> list[Job]:
     ]
     _assign_variants(jobs)
     return jobs
+
+
+def _configuration(record: dict[str, Any]) -> tuple[Any, ...]:
+    results = record["results"]
+    lam = results.get("lambda") or {}
+    return (results.get("dataset"), results.get("model"), lam.get("imp"), lam.get("inter"))
+
+
+def switched_records(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of configurations that were run in more than one fidelity mode.
+
+    A decomposition may read a whole sweep (exact Table 6) for its one shared row: the other rows'
+    jobs have nothing to compare with and stay out of the export.
+    """
+    modes: dict[tuple[Any, ...], set[str]] = {}
+    for record in records:
+        modes.setdefault(_configuration(record), set()).add(mode_of(record["results"]))
+    return [r for r in records if len(modes[_configuration(r)]) > 1]
 
 
 def _is_run_record(record: dict[str, Any]) -> bool:
@@ -244,7 +264,7 @@ def _decomposition(export: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         lines = []
         for g in order:
             base = by_mode.get((g.key.model, g.key.imp, g.key.inter, base_mode(g.key.fidelity)))
-            cells = [f"{_model_text(g.key)}: {g.key.fidelity}", str(len(g.by_seed))]
+            cells = [f"{_model_text(g.key)}: {short_label(g.key.fidelity)}", str(len(g.by_seed))]
             cells += [fmt_stat(g.stat(m), len(g.by_seed)) for m in METRICS]
             is_base = base is None or base is g
             deltas = {m: (Stat(None, None, 0) if is_base else paired_delta(g, base, m)) for m in METRICS}
@@ -359,6 +379,9 @@ def render_markdown(export: dict[str, Any]) -> str:
     ]
     if export["kind"] == "ablation":
         lines.append("*paper*: Table 6 of Chang, Deng & Chen (2025).")
+    if export["kind"] == "decomposition":
+        groups = "; ".join(f"`{name}` = {', '.join(keys)} switched together" for name, keys in GROUPS.items())
+        lines.append(f"Δ: the row minus its preset's row, paired by seed (mean ± std of the differences). {groups}.")
     return "\n".join(lines) + "\n"
 
 
