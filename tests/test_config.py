@@ -66,6 +66,28 @@ def test_wrong_types_and_unknown_keys_fail_at_composition(make_cfg: Callable, ov
         ("model.foo", 1, "unknown key model.foo=1; allowed keys in model: name, vmask, d_model"),
         ("foo", {"bar": 1}, "unknown key foo={'bar': 1}; allowed keys at the top level: seed,"),
         ("model.vmask", False, "srs.scorer='vmask'"),  # with srs.scorer=vmask below
+        # What Lightning and the data split accept, checked before any work (each once crashed later).
+        ("trainer.limit_train_batches", 0, "trainer.limit_train_batches=0; allowed: null, an integer >= 1"),
+        ("trainer.limit_val_batches", 1.5, "trainer.limit_val_batches=1.5"),
+        ("trainer.limit_test_batches", -2, "trainer.limit_test_batches=-2"),
+        ("trainer.max_steps", 0, "trainer.max_steps=0"),
+        ("trainer.max_epochs", -5, "trainer.max_epochs=-5"),
+        ("trainer.min_epochs", 200, "trainer.min_epochs=200; allowed: an integer in [0, trainer.max_epochs="),
+        ("trainer.log_every_n_steps", 0, "trainer.log_every_n_steps=0"),
+        ("trainer.num_sanity_val_steps", -3, "trainer.num_sanity_val_steps=-3"),
+        ("trainer.gradient_clip_val", -1.0, "trainer.gradient_clip_val=-1.0"),
+        ("trainer.fast_dev_run", -1, "trainer.fast_dev_run=-1"),
+        ("trainer.devices", 0, "trainer.devices=0"),
+        ("trainer.devices", "two", "trainer.devices='two'"),
+        ("callbacks.checkpoint.monitor", "val/acc_", "callbacks.checkpoint.monitor='val/acc_'; allowed: val/acc"),
+        ("callbacks.checkpoint.mode", "maximum", "callbacks.checkpoint.mode='maximum'; allowed: min | max"),
+        ("callbacks.early_stopping.monitor", "val/srs@20", "callbacks.early_stopping.monitor='val/srs@20'"),
+        ("callbacks.early_stopping.mode", "up", "callbacks.early_stopping.mode='up'"),
+        ("callbacks.early_stopping.min_delta", float("nan"), "callbacks.early_stopping.min_delta=nan"),
+        ("callbacks.early_stopping.patience", 0, "callbacks.early_stopping.patience=0"),
+        ("dataset.val_size", 1.5, "dataset.val_size=1.5; allowed: a fraction in (0, 1) or a whole count"),
+        ("dataset.val_size", 0.0, "dataset.val_size=0.0"),
+        ("dataset.split_seed", -1, "dataset.split_seed=-1"),
     ],
 )
 def test_out_of_range_values_are_named(make_cfg: Callable, key: str, value: object, message: str) -> None:
@@ -74,6 +96,21 @@ def test_out_of_range_values_are_named(make_cfg: Callable, key: str, value: obje
         OmegaConf.update(cfg, key, value, force_add=True)
     with pytest.raises(ConfigError, match=re.escape(message)):
         validate(cfg)
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["trainer.limit_val_batches=0.5", "trainer.limit_train_batches=3", "callbacks.checkpoint.monitor=val/srs@30",
+     "callbacks.early_stopping.monitor=val/loss", "trainer.devices=[0]", "trainer.max_epochs=-1",
+     "dataset.val_size=500", "run_test=false"],
+)  # fmt: skip
+def test_loop_values_lightning_accepts_pass(make_cfg: Callable, override: str) -> None:
+    cfg = make_cfg(override)
+    if override == "trainer.max_epochs=-1":
+        cfg.trainer.max_steps = 100
+    if override == "run_test=false":
+        cfg.trainer.limit_test_batches = 0
+    validate(cfg)
 
 
 def test_local_dataset_needs_a_directory(make_cfg: Callable) -> None:

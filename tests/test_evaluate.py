@@ -63,13 +63,55 @@ def test_evaluate_with_another_scorer_dataset_and_limit(trained_run: tuple[Path,
                           "limit=10", "split=validation")  # fmt: skip
     assert evaluation["split"] == "validation" and evaluation["val"]["n"] == 10
     assert evaluation["val"]["scorer"] == "attention" and list(evaluation["val"]["srs"]) == ["20", "40"]
-    assert (run_dir / "evaluation_attention_validation_synthetic_first10.json").is_file()
+    assert (run_dir / "evaluation_attention_validation_synthetic_first10_k20-40.json").is_file()
 
 
 def test_default_output_name_keeps_non_default_settings_apart() -> None:
     assert default_output_name(compose_config("evaluate", [])) == "evaluation.json"
     assert default_output_name(compose_config("evaluate", ["srs.scorer=vmask"])) == "evaluation_vmask.json"
     assert default_output_name(compose_config("evaluate", ["srs.layer=fc2"])) == "evaluation_capacity-fc2.json"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        (["srs.ks=[10,30]"], "evaluation_k10-30.json"),
+        (["srs.random_draws=5"], "evaluation_draws5.json"),
+        (["srs.seed=1"], "evaluation_seed1.json"),
+        (["srs.scorer=attention", "srs.ks=[30]", "srs.seed=2"], "evaluation_attention_k30_seed2.json"),
+    ],
+)
+def test_every_setting_that_changes_the_numbers_is_in_the_file_name(overrides: list[str], name: str) -> None:
+    """A partial curve (srs.ks=[10,30]) once overwrote the full evaluation.json."""
+    assert default_output_name(compose_config("evaluate", overrides)) == name
+
+
+def test_an_unwritable_output_is_refused_before_the_evaluation(
+    trained_run: tuple[Path, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import safr_lightning.evaluate as evaluate_module
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(evaluate_module, "evaluate_srs", lambda *a, **k: pytest.fail("evaluated before checking"))
+    with pytest.raises(ConfigError, match=r"cannot write the evaluation \(evaluation.json\).*is a file"):
+        evaluate(f"ckpt_path={trained_run[0]}", f"output={blocker}/evaluation.json")
+
+
+def test_a_dataset_with_other_classes_than_the_model_is_refused(trained_run: tuple[Path, dict[str, Any]]) -> None:
+    with pytest.raises(ConfigError, match=r"dataset.num_classes=3, but the checkpoint's model has 2 classes"):
+        evaluate(f"ckpt_path={trained_run[0]}", "dataset=synthetic", "dataset.num_classes=3")
+
+
+def test_data_mostly_unknown_to_the_vocabulary_is_warned_about(
+    trained_run: tuple[Path, dict[str, Any]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "test"):
+        (data / f"{split}.csv").write_text("text,label\n" + "".join(f"zzq{i} yyx{i},{i % 2}\n" for i in range(20)))
+    evaluate(f"ckpt_path={trained_run[0]}", "dataset=local", f"dataset.local_dir={data}", f"output={tmp_path}/e.json")
+    assert "100% of the tokens are unknown to" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -119,6 +161,21 @@ def test_cli_error_is_one_line_with_exit_code_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: invalid config: ckpt_path=")
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_cli_goes_through_the_one_line_error_path(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "results.json").write_text("{not json")
+    proc = cli(f"ckpt_path={run_dir}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"error: {run_dir / 'results.json'} is unreadable (")
+    typo = cli("ckpt_path=x", "srs.scorer=loud", "--verbose")  # --verbose is accepted: the traceback shows
+    assert typo.returncode != 0 and "Traceback" in typo.stderr and "srs.scorer='loud'" in typo.stderr
+    unknown = cli("ckpt_path=x", "srs.foo=1")
+    assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1
+    assert unknown.stderr.startswith("error: invalid config: unknown key srs.foo")
 
 
 @pytest.mark.parametrize("override", ["foo=1", "limit=abc", "srs.random_draws=1.5"])

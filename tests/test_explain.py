@@ -172,3 +172,14 @@ def test_cli_error_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "missing.ckpt" in errors[0]
+
+
+def test_a_text_files_byte_order_mark_is_not_part_of_the_first_word(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from safr_lightning.explain import collect_texts
+
+    path = tmp_path / "texts.txt"
+    path.write_text("great film\nawful plot\n", encoding="utf-8-sig")
+    cfg = OmegaConf.create({"text": None, "texts": [], "text_file": str(path)})
+    assert collect_texts(cfg) == ["great film", "awful plot"]

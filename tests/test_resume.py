@@ -96,7 +96,7 @@ def test_resuming_with_another_lambda_is_refused(finished_run: Path, tmp_path: P
 
 
 def _metrics(results: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in results.items() if k not in ("timing", "run_dir", "resumed_from")}
+    return {k: v for k, v in results.items() if k not in ("timing", "run_dir", "resumed_from", "overrides")}
 
 
 @pytest.mark.slow
@@ -117,7 +117,8 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path: Path) -> None:
     victim.wait()
     assert reference.wait(timeout=600) == 0, reference.stderr.read() if reference.stderr else ""
     assert last.exists(), victim.stderr.read() if victim.stderr else "no checkpoint before the process ended"
-    assert not (killed / "results.json").exists(), "the run finished before it could be killed"
+    status = json.loads((killed / "results.json").read_text())["status"]
+    assert status == "running", f"the run ended ({status}) before it could be killed"
 
     proc = run_train(*KILLABLE, f"ckpt_path={killed}")  # no hydra.run.dir: continues in `killed`
     assert proc.returncode == 0, proc.stderr[-3000:]

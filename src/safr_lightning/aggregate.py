@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from safr_lightning.cli import restore_ctrl_c
 from safr_lightning.errors import SAFRError
+from safr_lightning.rundir import check_writable
 from safr_lightning.sweep.figure import deletion_figure
 from safr_lightning.sweep.files import save_figure_atomic, write_text_atomic
 from safr_lightning.sweep.jobs import FAILED, MISSING, OK, Job, collect_jobs, newest_sweep
@@ -83,12 +85,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--k", type=float, default=PAPER_K, help="deletion level for the table, in %% (30)")
     parser.add_argument("--no-figures", action="store_true", help="tables only")
     args = parser.parse_args(argv)
+    restore_ctrl_c()
     try:
         sweep_dir = resolve_sweep_dir(args.sweep_dir)
+        check_writable(sweep_dir, "the tables")
         result = aggregate(sweep_dir, k=args.k, figures=not args.no_figures)
     except SAFRError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. the disk filled up mid-write: the files already there are whole
+        where = exc.filename or args.sweep_dir
+        print(f"error: cannot write the tables: {exc.strerror or exc} ({where})", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted by Ctrl-C (every file written so far is whole)", file=sys.stderr)
+        return 130
     print("\n".join(_summary(result.jobs, sweep_dir) + result.notes))
     for path in result.written:
         print(f"wrote {path}")

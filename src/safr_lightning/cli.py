@@ -31,6 +31,7 @@ import dataclasses
 import difflib
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable
 from types import TracebackType
@@ -39,6 +40,7 @@ from typing import Any
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from safr_lightning import _interrupted_while_starting
 from safr_lightning.errors import SAFRError
 
 EXIT_USER_ERROR = 2
@@ -80,8 +82,14 @@ def run_cli(hydra_main: Callable[[], Any], argv: list[str] | None = None) -> Any
     argv[1:] = [arg for arg in argv[1:] if arg != VERBOSE_FLAG]
     previous = os.environ.get(FULL_ERROR_ENV)
     os.environ[FULL_ERROR_ENV] = "1"  # Hydra raises instead of printing its multi-line report
+    restore_ctrl_c()
     try:
         return hydra_main()
+    except KeyboardInterrupt:  # outside a task's own handling (composing the config, a sweep's launch)
+        if verbose:
+            raise
+        print("error: interrupted by Ctrl-C", file=sys.stderr, flush=True)
+        sys.exit(130)
     except UserErrorExit as stop:
         if verbose:
             raise stop.error from None
@@ -101,6 +109,12 @@ def run_cli(hydra_main: Callable[[], Any], argv: list[str] | None = None) -> Any
             os.environ[FULL_ERROR_ENV] = previous
 
 
+def restore_ctrl_c() -> None:
+    """The imports are done: Ctrl-C is a ``KeyboardInterrupt`` again (see ``safr_lightning/__init__``)."""
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def user_message(exc: BaseException, inside_task: bool = False) -> str | None:
     """One line for an error the user can fix, or None for a bug (which keeps its traceback).
 
@@ -109,6 +123,9 @@ def user_message(exc: BaseException, inside_task: bool = False) -> str | None:
     """
     if isinstance(exc, SAFRError):
         return _one_line(str(exc))
+    hydra_own = isinstance(exc, (HydraException, OmegaConfBaseException))  # MissingConfigException is an IOError
+    if isinstance(exc, OSError) and not hydra_own and not inside_task:  # Hydra making the run dir in vain
+        return f"cannot write {exc.filename or 'the output dir'}: {exc.strerror or exc}"
     if inside_task or not isinstance(exc, (HydraException, OmegaConfBaseException)):
         return None
     if isinstance(exc, MissingConfigException):

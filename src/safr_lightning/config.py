@@ -426,8 +426,13 @@ def validate(cfg: DictConfig) -> None:
         _fail("dataset.num_classes", cfg.dataset.num_classes, "an integer >= 2")
     if cfg.dataset.min_freq < 1:
         _fail("dataset.min_freq", cfg.dataset.min_freq, "an integer >= 1")
-    if not cfg.dataset.val_size > 0:
-        _fail("dataset.val_size", cfg.dataset.val_size, "a fraction in (0, 1) or a count >= 1")
+    val_size = cfg.dataset.val_size
+    if not (math.isfinite(val_size) and (0 < val_size < 1 or (val_size >= 1 and float(val_size).is_integer()))):
+        _fail("dataset.val_size", val_size, "a fraction in (0, 1) or a whole count >= 1")
+    for key in ("split_seed", "synthetic.seed"):
+        value = OmegaConf.select(cfg.dataset, key)
+        if not 0 <= value <= MAX_SEED:
+            _fail(f"dataset.{key}", value, f"an integer in [0, {MAX_SEED}]")
     for split in ("train", "val", "test"):
         limit = cfg.dataset[f"limit_{split}"]
         if limit is not None and limit < 1:
@@ -470,8 +475,7 @@ def validate(cfg: DictConfig) -> None:
         _fail("trainer.accelerator", cfg.trainer.accelerator, " | ".join(ACCELERATORS))
     if str(cfg.trainer.precision) not in PRECISIONS:
         _fail("trainer.precision", cfg.trainer.precision, " | ".join(PRECISIONS))
-    if cfg.trainer.max_epochs < 1 and cfg.trainer.max_steps < 1:
-        _fail("trainer.max_epochs", cfg.trainer.max_epochs, "an integer >= 1")
+    validate_loop(cfg)
     if cfg.trainer.jobs_per_gpu < 1:
         _fail("trainer.jobs_per_gpu", cfg.trainer.jobs_per_gpu, "an integer >= 1")
     if cfg.trainer.nan_check_every < 1:
@@ -482,8 +486,6 @@ def validate(cfg: DictConfig) -> None:
         _fail("logger.name", cfg.logger.name, " | ".join(LOGGERS))
     if cfg.logger.mode not in (None, "online", "offline", "disabled"):
         _fail("logger.mode", cfg.logger.mode, "null | online | offline | disabled")
-    if cfg.callbacks.early_stopping.patience < 1:
-        _fail("callbacks.early_stopping.patience", cfg.callbacks.early_stopping.patience, "an integer >= 1")
     validate_srs(cfg.srs)
     validate_figures("callbacks.figures", cfg.callbacks.figures)
     if cfg.srs.enabled and cfg.srs.scorer == "vmask" and not m.vmask:
@@ -500,6 +502,76 @@ def validate(cfg: DictConfig) -> None:
         for key in ("negation_prob", "distractor_prob"):
             if not 0 <= s[key] <= 1:
                 _fail(f"dataset.synthetic.{key}", s[key], "a probability in [0, 1]")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_limit(key: str, value: Any, zero_ok: bool) -> None:
+    """Lightning's ``limit_*_batches``: null, a batch count, or a fraction of the batches."""
+    low = 0 if zero_ok else 1
+    if value is None:
+        return
+    if _is_int(value) and value >= low:
+        return
+    if isinstance(value, float) and math.isfinite(value) and (0 < value <= 1 or (zero_ok and value == 0)):
+        return
+    _fail(key, value, f"null, an integer >= {low} (batches) or a fraction in (0, 1]")
+
+
+def monitorable(cfg: DictConfig) -> list[str]:
+    """The metrics logged at every validation that a checkpoint or early stopping can watch."""
+    names = ["val/acc", "val/loss", "val/loss_ce", "val/loss_imp", "val/loss_inter"]
+    if cfg.srs.enabled:
+        names += [f"val/srs@{float(k):g}" for k in cfg.srs.val_ks]
+    return names
+
+
+def validate_loop(cfg: DictConfig) -> None:
+    """The trainer, checkpoint and early-stopping keys, against what Lightning accepts and this loop logs."""
+    t = cfg.trainer
+    if not _is_int(t.max_epochs) or t.max_epochs == 0 or t.max_epochs < -1:
+        _fail("trainer.max_epochs", t.max_epochs, "an integer >= 1 (or -1 with trainer.max_steps >= 1)")
+    if not _is_int(t.max_steps) or t.max_steps == 0 or t.max_steps < -1:
+        _fail("trainer.max_steps", t.max_steps, "-1 (no limit) or an integer >= 1")
+    if t.max_epochs == -1 and t.max_steps == -1:
+        _fail("trainer.max_epochs", t.max_epochs, "an integer >= 1 when trainer.max_steps=-1 (training must end)")
+    if not _is_int(t.min_epochs) or t.min_epochs < 0 or (t.max_epochs >= 1 and t.min_epochs > t.max_epochs):
+        _fail("trainer.min_epochs", t.min_epochs, f"an integer in [0, trainer.max_epochs={t.max_epochs}]")
+    _check_limit("trainer.limit_train_batches", t.limit_train_batches, zero_ok=False)
+    # Validation picks the checkpoint (and stops training); the test is what results.json reports.
+    _check_limit("trainer.limit_val_batches", t.limit_val_batches, zero_ok=False)
+    _check_limit("trainer.limit_test_batches", t.limit_test_batches, zero_ok=not cfg.run_test)
+    if not (isinstance(t.fast_dev_run, bool) or (_is_int(t.fast_dev_run) and t.fast_dev_run >= 0)):
+        _fail("trainer.fast_dev_run", t.fast_dev_run, "true | false | an integer >= 0 (batches)")
+    if not _is_int(t.log_every_n_steps) or t.log_every_n_steps < 1:
+        _fail("trainer.log_every_n_steps", t.log_every_n_steps, "an integer >= 1")
+    if not _is_int(t.num_sanity_val_steps) or t.num_sanity_val_steps < -1:
+        _fail("trainer.num_sanity_val_steps", t.num_sanity_val_steps, "-1 (all) or an integer >= 0")
+    clip = t.gradient_clip_val
+    if clip is not None and not (math.isfinite(clip) and clip >= 0):
+        _fail("trainer.gradient_clip_val", clip, "null or a finite number >= 0")
+    devices = t.devices
+    plain = _is_int(devices) and (devices >= 1 or devices == -1)
+    listed = OmegaConf.is_list(devices) and len(devices) > 0 and all(_is_int(d) and d >= 0 for d in devices)
+    named = isinstance(devices, str) and (devices == "auto" or re.fullmatch(r"-1|\d+(,\d+)*,?", devices))
+    if not (plain or listed or named):
+        _fail("trainer.devices", devices, "auto | an integer >= 1 | -1 (all) | a list of device indices, e.g. [0,1]")
+    monitors = monitorable(cfg)
+    cb = cfg.callbacks
+    for name, node in (("checkpoint", cb.checkpoint), ("early_stopping", cb.early_stopping)):
+        if name == "early_stopping" and not node.enabled:
+            continue
+        if node.monitor not in monitors:
+            _fail(f"callbacks.{name}.monitor", node.monitor, " | ".join(monitors))
+        if node.mode not in ("min", "max"):
+            _fail(f"callbacks.{name}.mode", node.mode, "min | max")
+    es = cb.early_stopping
+    if not _is_int(es.patience) or es.patience < 1:
+        _fail("callbacks.early_stopping.patience", es.patience, "an integer >= 1")
+    if not (math.isfinite(es.min_delta) and es.min_delta >= 0):
+        _fail("callbacks.early_stopping.min_delta", es.min_delta, "a finite number >= 0")
 
 
 def validate_fidelity(fidelity: Any) -> None:

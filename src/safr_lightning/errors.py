@@ -19,6 +19,13 @@ class DataError(SAFRError):
     """Missing, unreadable or malformed data, or no way to reach it."""
 
 
+class RunDirTaken(SAFRError):
+    """The run dir belongs to another run (in use now, or finished with another config).
+
+    Nothing is written into it: its owner's files stay as they are.
+    """
+
+
 class RunInterrupted(SAFRError):
     """Stopped from outside (Ctrl-C, or SIGTERM: a pre-empted or cancelled job) before it finished.
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,17 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from safr_lightning.config import DataConfig, DatasetConfig, register_configs, validate_srs
+from safr_lightning.cli import UserErrorExit, run_cli
+from safr_lightning.config import DataConfig, DatasetConfig, SRSConfig, register_configs, validate_srs
 from safr_lightning.data.datamodule import SAFRDataModule
+from safr_lightning.data.tokenizer import UNK_ID
 from safr_lightning.errors import ConfigError, SAFRError
 from safr_lightning.evaluation.srs import SRSSettings, check_scorer, curve_rows, evaluate_srs
 from safr_lightning.experiment import CHECKPOINT_DIR, quiet_known_warnings
 from safr_lightning.module import SAFRModule
 from safr_lightning.paths import CONFIG_DIR
 from safr_lightning.results import RESULTS_FILE, run_identity, write_results
+from safr_lightning.rundir import check_writable
 
 log = logging.getLogger("safr_lightning.evaluate")
 SPLITS = {"test": "test", "validation": "val"}  # split -> results.json block name
@@ -45,7 +47,15 @@ def resolve_checkpoint(ckpt_path: str | None) -> Path:
     if path.is_dir():
         recorded = None
         if (path / RESULTS_FILE).is_file():
-            recorded = json.loads((path / RESULTS_FILE).read_text()).get("checkpoint")
+            try:
+                data = json.loads((path / RESULTS_FILE).read_text())
+            except (OSError, ValueError) as exc:
+                raise SAFRError(
+                    f"{path / RESULTS_FILE} is unreadable ({exc}); "
+                    f"name the checkpoint: ckpt_path={path}/{CHECKPOINT_DIR}/best.ckpt"
+                ) from None
+            recorded = data.get("checkpoint") if isinstance(data, dict) else None
+            recorded = recorded if isinstance(recorded, str) else None
         path = path / (recorded or f"{CHECKPOINT_DIR}/best.ckpt")
     if not path.is_file():
         raise ConfigError(f"invalid config: ckpt_path={ckpt_path!r}; no checkpoint at {path}")
@@ -116,6 +126,15 @@ def default_output_name(cfg: DictConfig, ckpt: Path | None = None) -> str:
         tags.append(cfg.dataset.name)
     if cfg.limit is not None:
         tags.append(f"first{cfg.limit}")
+    # Every setting that changes the numbers is in the name: a partial curve never replaces a full one.
+    defaults = SRSConfig()
+    ks = [float(k) for k in cfg.srs.ks]
+    if ks != [float(k) for k in defaults.ks]:
+        tags.append("k" + "-".join(f"{k:g}" for k in ks))
+    if cfg.srs.random_draws != defaults.random_draws:
+        tags.append(f"draws{cfg.srs.random_draws}")
+    if cfg.srs.seed != defaults.seed:
+        tags.append(f"seed{cfg.srs.seed}")
     return "evaluation" + "".join(f"_{t}" for t in tags) + ".json"
 
 
@@ -130,6 +149,8 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"invalid config: eval_batch_size={cfg.eval_batch_size!r}; allowed: an integer >= 1")
     quiet_known_warnings()
     ckpt = resolve_checkpoint(cfg.ckpt_path)
+    output = Path(cfg.output) if cfg.output else run_dir_of(ckpt) / default_output_name(cfg, ckpt)
+    check_writable(output.parent, f"the evaluation ({output.name})")  # before minutes of work, not after
     device = resolve_device(cfg.device)
     module = load_module(ckpt, device)
     settings = SRSSettings.from_config(cfg.srs)
@@ -149,7 +170,13 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     datamodule = SAFRDataModule(
         dataset_cfg, data_cfg, seed=int(run_config.get("seed", 0)), tokenizer=module.tokenizer, pad_to=module.pad_to
     )
+    if int(dataset_cfg.num_classes) != int(module.hparams.num_classes):
+        raise ConfigError(
+            f"invalid config: dataset.num_classes={dataset_cfg.num_classes}, but the checkpoint's model has "
+            f"{module.hparams.num_classes} classes"
+        )
     datamodule.setup("test")
+    _warn_unknown_tokens(datamodule.splits["test" if cfg.split == "test" else "validation"].tokens, ckpt)
 
     start = time.perf_counter()
     result = evaluate_srs(module.model, datamodule.loader(cfg.split), settings)
@@ -172,11 +199,24 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         SPLITS[cfg.split]: result,
         "timing": {"srs_eval_s": seconds},
     }
-    output = Path(cfg.output) if cfg.output else run_dir_of(ckpt) / default_output_name(cfg, ckpt)
     path = write_results(output.parent, evaluation, name=output.name)
     print(format_table(evaluation, SPLITS[cfg.split]))
     print(f"wrote {path} ({seconds:.1f} s)")
     return evaluation
+
+
+# Above this share of unknown tokens the checkpoint's vocabulary hardly covers the data.
+UNKNOWN_WARN = 0.5
+
+
+def _warn_unknown_tokens(tokens: torch.Tensor, ckpt: Path) -> None:
+    """Say so when the data is mostly outside the checkpoint's vocabulary (another language, casing)."""
+    share = float((tokens == UNK_ID).float().mean()) if tokens.numel() else 0.0
+    if share > UNKNOWN_WARN:
+        log.warning(
+            "%.0f%% of the tokens are unknown to %s's vocabulary: is this the data it was trained on?",
+            100 * share, ckpt,
+        )  # fmt: skip
 
 
 def _num(value: float | None, spec: str) -> str:
@@ -221,12 +261,16 @@ def format_table(evaluation: dict[str, Any], block: str) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
-def main(cfg: DictConfig) -> dict[str, Any] | None:
+def _hydra_main(cfg: DictConfig) -> dict[str, Any] | None:
     try:
         return run_evaluation(cfg)
     except SAFRError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        raise UserErrorExit(exc) from exc
+
+
+def main() -> Any:
+    """``python -m safr_lightning.evaluate [--verbose] ckpt_path=... key=value ...``."""
+    return run_cli(_hydra_main)
 
 
 if __name__ == "__main__":

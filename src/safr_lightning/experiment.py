@@ -10,6 +10,8 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -27,13 +29,14 @@ from safr_lightning.allocator import keep_freed_memory
 from safr_lightning.callbacks import AllocationFigures, EpochLog, SRSCallback, ThroughputMonitor
 from safr_lightning.config import validate
 from safr_lightning.data.datamodule import SAFRDataModule
-from safr_lightning.errors import ConfigError, RunInterrupted
+from safr_lightning.errors import ConfigError, RunDirTaken, RunInterrupted, SAFRError
 from safr_lightning.evaluation.srs import SRSSettings
 from safr_lightning.fidelity import fidelity_label
-from safr_lightning.loggers import build_loggers
+from safr_lightning.loggers import build_loggers, check_wandb_places
 from safr_lightning.module import SAFRModule
 from safr_lightning.results import machine_info, run_identity, write_results
 from safr_lightning.resume import CHECKPOINT_DIR, LAST, check_same_config, finished_results, resolve_resume
+from safr_lightning.rundir import SAVED_CONFIG, check_writable, config_difference, fingerprint, hold_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +162,35 @@ def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Any]
         raise ConfigError(f"invalid config: {keys}: {str(exc).strip().splitlines()[0]}") from exc
 
 
+def load_checkpoint_file(path: Path, what: str) -> dict[str, Any]:
+    """A Lightning checkpoint written by this project, or one line saying why ``path`` is not one."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as exc:  # truncated, not a torch file, a pickle of something else
+        reason = _first_line(exc) or type(exc).__name__
+        raise SAFRError(f"{what}={path}: not a readable checkpoint ({reason})") from None
+    missing = [k for k in ("state_dict", "epoch", "global_step", "hyper_parameters") if not isinstance(checkpoint, dict)
+               or k not in checkpoint]  # fmt: skip
+    if missing:
+        raise SAFRError(
+            f"{what}={path}: not a checkpoint written by safr_lightning (no {', '.join(missing)}; a plain "
+            "state_dict cannot be resumed: the run's config, tokenizer and optimizer state travel in the .ckpt)"
+        )
+    hparams = checkpoint["hyper_parameters"]
+    if not isinstance(hparams, dict) or "tokenizer_json" not in hparams:
+        raise SAFRError(f"{what}={path}: the checkpoint carries no tokenizer (not written by safr_lightning)")
+    return checkpoint
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else ""
+
+
 def _check_resume(cfg: DictConfig, resume: Path, run_dir: Path) -> dict[str, Any]:
     """Check that ``resume`` continues this config's run; return where it stood (for results.json)."""
-    checkpoint = torch.load(resume, map_location="cpu", weights_only=False, mmap=True)
-    trained = checkpoint.get("hyper_parameters", {}).get("run_config")
+    checkpoint = load_checkpoint_file(resume, "ckpt_path")
+    trained = checkpoint["hyper_parameters"].get("run_config")
     if trained is not None:
         now = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(now, dict)
@@ -226,23 +254,119 @@ def _last_checkpoint(run_dir: Path) -> str | None:
     return str(path) if path.is_file() else None
 
 
+def _check_finished(finished: dict[str, Any], config: dict[str, Any], run_dir: Path) -> None:
+    """A finished run in ``run_dir`` is reused (or retrained) only by the config that made it."""
+    saved = run_dir / SAVED_CONFIG
+    old: dict[str, Any] | None = None
+    if saved.is_file():
+        try:
+            loaded = OmegaConf.to_container(OmegaConf.load(saved), resolve=False)
+            old = loaded if isinstance(loaded, dict) else None
+        except Exception:  # an unreadable config.yaml: the fingerprint below decides
+            old = None
+    if old is not None:
+        diff = config_difference(old, config)
+    elif finished.get("fingerprint") == fingerprint(config):
+        diff = None
+    else:
+        diff = ("the config", "unknown (no config.yaml, no matching fingerprint)", "this one")
+    if diff is not None:
+        key, was, now = diff
+        raise RunDirTaken(
+            f"{run_dir} holds a finished run trained with {key}={was!r}, and this run has {key}={now!r}; "
+            "nothing was changed there: give this config its own dir (a new hydra.run.dir, or a sweep "
+            "without hydra.sweep.dir)"
+        )
+
+
+def _task_overrides() -> list[str] | None:
+    """The command-line overrides of this Hydra job (None outside Hydra, e.g. from a notebook)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return [str(o) for o in HydraConfig.get().overrides.task]
+
+
 def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train to early stopping, test the best checkpoint, write and return ``results.json``'s content."""
+    """Train to early stopping, test the best checkpoint, write and return ``results.json``'s content.
+
+    The run holds ``run_dir`` (:func:`~safr_lightning.rundir.hold_run_dir`) from start to end.
+    """
     validate(cfg)
     quiet_known_warnings()
     keep_freed_memory()
+    check_writable(run_dir, "the run dir")
+    check_wandb_places(cfg.logger, run_dir)  # before minutes of training, not at its end
+    stage = _Stage(run_dir)
+    with hold_run_dir(run_dir), _sigterm_outside_fit(stage):
+        try:
+            return _run_training(cfg, run_dir, stage)
+        except KeyboardInterrupt:  # Ctrl-C outside Lightning's loops (setup, SRS merge, writing)
+            raise stage.interrupted("Ctrl-C", 130) from None
+        except SIGTERMException:  # Lightning's, raised outside a stage that converts it
+            raise stage.interrupted("SIGTERM", 143) from None
+
+
+@dataclasses.dataclass
+class _Stage:
+    """Where a run is, so that a signal at any moment ends it with one line naming the stage."""
+
+    run_dir: Path
+    name: str = "setup"
+    trainer: L.Trainer | None = None
+
+    def interrupted(self, cause: str, code: int) -> RunInterrupted:
+        if self.trainer is not None:
+            return _interruption(self.trainer, self.run_dir, self.name, cause, code)
+        return RunInterrupted(f"interrupted by {cause} during {self.name}; run it again", code)
+
+
+@contextlib.contextmanager
+def _sigterm_outside_fit(stage: _Stage) -> Iterator[None]:
+    """SIGTERM ends the run in every stage, not only in ``fit``.
+
+    Lightning turns SIGTERM into ``SIGTERMException`` only at a training batch's end (it composes
+    this handler with its own); in test, SRS, figures or writing it would only set a flag, and the
+    run would go on to end ``ok`` with exit 0.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stage.name != "training":
+            raise stage.interrupted("SIGTERM", 143)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, Any]:
     resume = resolve_resume(cfg.ckpt_path, run_dir)
-    resumed: dict[str, Any] | None = None
-    if resume is not None:
-        finished = finished_results(run_dir)
-        if finished is not None:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(config, dict)
+    finished = finished_results(run_dir)
+    if finished is not None:
+        _check_finished(finished, config, run_dir)
+        if resume is not None:
             # A sweep re-launched with ckpt_path=last must not retrain (or overwrite) finished jobs.
-            log.warning("%s already finished (results.json status ok); nothing to resume", run_dir)
+            log.warning("%s already finished with this config (results.json status ok); nothing to resume", run_dir)
             return finished
-        resumed = _check_resume(cfg, resume, run_dir)
+    resumed = _check_resume(cfg, resume, run_dir) if resume is not None else None
     run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    OmegaConf.save(cfg, run_dir / SAVED_CONFIG, resolve=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    # From the first moment the dir says what it holds: a run killed at any point never leaves a
+    # previous run's "ok" beside its own checkpoints.
+    results: dict[str, Any] = {
+        **run_identity(cfg), "status": "running", "fingerprint": fingerprint(config),
+        "overrides": _task_overrides(), "run_dir": str(run_dir),
+    }  # fmt: skip
+    write_results(run_dir, results)
 
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
@@ -259,11 +383,18 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     )
     trainer = build_trainer(cfg, callbacks, loggers, run_dir)
 
-    results: dict[str, Any] = {**run_identity(cfg), "status": "running", "run_dir": str(run_dir)}
+    stage.trainer = trainer
     start = time.perf_counter()
+    stage.name = "training"
     with _interruptible(trainer, run_dir, "training"):
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
     fit_s = time.perf_counter() - start
+    stage.name = "test"
+    if trainer.global_step == 0:
+        raise SAFRError(
+            "trained 0 optimizer steps (trainer.limit_train_batches, max_steps or an empty train split?); "
+            "an untrained model is not tested"
+        )
 
     best_path = checkpoint.best_model_path or None
     # fidelity.test_on=last: the official code tests the live (last epoch's) weights.
@@ -280,6 +411,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         with _interruptible(trainer, run_dir, "test"):
             tested = trainer.test(module, datamodule=datamodule, ckpt_path=tested_path, verbose=False)
         timing["test_s"] = time.perf_counter() - start
+        stage.name = "writing results"
         metrics = tested[0] if tested else {}
         results["test"] = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
         srs = next((c for c in callbacks if isinstance(c, SRSCallback)), None)
@@ -294,7 +426,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     results["status"] = "ok"
     write_results(run_dir, results)
     log.info(
-        "val/acc %.4f  test/acc %s  (%s)", results["val"]["acc"] or float("nan"),
+        "val/acc %.4f  test/acc %s  (%s)", float("nan") if results["val"]["acc"] is None else results["val"]["acc"],
         f"{results['test']['acc']:.4f}" if "test" in results else "-", run_dir,
     )  # fmt: skip
     return results

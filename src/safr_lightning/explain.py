@@ -100,7 +100,7 @@ def collect_texts(cfg: DictConfig) -> list[str]:
         path = Path(cfg.text_file)
         if not path.is_file():
             raise ConfigError(f"invalid config: text_file={cfg.text_file!r}; no such file")
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
         if not lines:
             raise ConfigError(f"invalid config: text_file={cfg.text_file!r} has no non-blank line")
         texts += [(f"{path.name}:{k + 1}", line) for k, line in enumerate(lines)]

@@ -15,6 +15,9 @@ from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
+from safr_lightning.errors import ConfigError
+from safr_lightning.rundir import check_writable
+
 log = logging.getLogger(__name__)
 
 
@@ -38,6 +41,35 @@ def wandb_mode(requested: str | None) -> str:
     return "online" if has_wandb_credentials() else "offline"
 
 
+# Where W&B writes besides the run dir: (environment variable, default under HOME).
+WANDB_DIRS = (
+    ("WANDB_CONFIG_DIR", Path(".config") / "wandb"),
+    ("WANDB_CACHE_DIR", Path(".cache") / "wandb"),
+    ("WANDB_DATA_DIR", Path(".local") / "share" / "wandb"),
+)
+
+
+def check_wandb_places(cfg: Any, run_dir: Path) -> None:
+    """Before any work: every place W&B will write must be writable (one line, exit 2, otherwise).
+
+    An empty ``WANDB_MODE`` (``WANDB_MODE= python ...``) is read as unset, with a warning: W&B
+    itself would stop with a traceback on it.
+    """
+    if os.environ.get("WANDB_MODE") == "":
+        log.warning("WANDB_MODE is set but empty: treated as unset")
+        del os.environ["WANDB_MODE"]
+    if cfg.name != "wandb" or wandb_mode(cfg.mode) == "disabled":
+        return
+    check_writable(Path(os.environ.get("WANDB_DIR") or run_dir), "the W&B run (WANDB_DIR)")
+    home = Path(os.path.expanduser("~"))
+    for env, default in WANDB_DIRS:
+        place = Path(os.environ[env]) if os.environ.get(env) else home / default
+        try:
+            check_writable(place, f"W&B's files ({env})")
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; set {env} to a writable directory, or use logger=csv") from None
+
+
 def build_loggers(cfg: Any, run_dir: Path, run_name: str, config: dict[str, Any], tags: list[str]) -> list[Logger]:
     """Loggers for ``cfg.logger.name``; ``config`` is the resolved run config sent to W&B."""
     name = cfg.name
@@ -45,6 +77,7 @@ def build_loggers(cfg: Any, run_dir: Path, run_name: str, config: dict[str, Any]
         return []
     if name == "csv":
         return [CSVLogger(save_dir=str(run_dir), name="", version="csv")]
+    check_wandb_places(cfg, run_dir)
     mode = wandb_mode(cfg.mode)
     if mode == "offline" and not cfg.mode:
         log.info("W&B: no credentials found, logging offline to %s/wandb", run_dir)
@@ -72,6 +105,10 @@ def finish_wandb(run_dir: Path | None = None) -> None:
     if run is None:
         return
     offline = bool(getattr(run.settings, "_offline", False)) or run.settings.mode == "offline"
-    wandb.finish()
+    try:
+        wandb.finish()
+    except Exception as exc:  # the run's own files are written already: W&B's failure is only W&B's
+        log.warning("W&B could not finish its run (%s); results.json and the checkpoints are complete", exc)
+        return
     if offline and run_dir is not None:
         log.info("W&B offline run saved; upload it with: wandb sync %s", run_dir / "wandb" / "offline-run-*")

@@ -21,6 +21,7 @@ from typing import Any
 
 from safr_lightning.errors import ConfigError
 from safr_lightning.results import RESULTS_FILE
+from safr_lightning.rundir import flatten
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
@@ -29,7 +30,7 @@ RESOLVER = "safr.run_dir"
 # The parts of the config that decide the numbers a resumed run continues; anything else
 # (trainer.*, logger.*, callbacks.*, srs.*, run_test, data loading) may change on resume.
 MUST_MATCH = ("seed", "dataset", "data.batch_size", "data.bucketing", "data.bucket_batches",
-              "model", "vmask", "lambda", "loss", "optim")  # fmt: skip
+              "model", "vmask", "lambda", "fidelity", "loss", "optim")  # fmt: skip
 MAY_DIFFER = ("dataset.local_dir",)
 
 
@@ -78,15 +79,6 @@ def resolve_resume(ckpt_path: str | None, run_dir: Path) -> Path | None:
     return candidate
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix[:-1]: tree}
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        flat.update(_flatten(value, f"{prefix}{key}."))
-    return flat
-
-
 def _section(flat: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if (k == key or k.startswith(f"{key}.")) and k not in MAY_DIFFER}
 
@@ -97,7 +89,7 @@ def check_same_config(trained: dict[str, Any], now: dict[str, Any], ckpt_path: s
     ``trained``: the checkpoint's resolved run config; ``now``: this run's. Raises
     :class:`ConfigError` naming the first key that differs, with both values.
     """
-    old, new = _flatten(trained), _flatten(now)
+    old, new = flatten(trained), flatten(now)
     for section in MUST_MATCH:
         a, b = _section(old, section), _section(new, section)
         for key in sorted(set(a) | set(b)):

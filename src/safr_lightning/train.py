@@ -22,11 +22,12 @@ from omegaconf import DictConfig
 
 from safr_lightning.cli import UserErrorExit, run_cli
 from safr_lightning.config import register_configs, validate
-from safr_lightning.errors import RunInterrupted, SAFRError
+from safr_lightning.errors import RunDirTaken, RunInterrupted, SAFRError
 from safr_lightning.gpu_slots import job_gpu_slot
 from safr_lightning.paths import CONFIG_DIR
 from safr_lightning.results import run_identity, write_results
 from safr_lightning.resume import finished_results, resolve_resume
+from safr_lightning.rundir import check_writable, hold_run_dir
 
 log = logging.getLogger("safr_lightning.train")
 
@@ -62,12 +63,38 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
+        check_writable(run_dir, "the run dir")
+    except SAFRError as exc:  # nothing can be recorded there
+        if multirun:
+            log.error("job failed: %s", exc)
+            return None
+        raise UserErrorExit(exc) from exc
+    try:
+        # Held across the failure record too: nobody else writes this dir's results.json meanwhile.
+        with hold_run_dir(run_dir):
+            return _run_held(cfg, run_dir, hydra_cfg, multirun)
+    except RunDirTaken as exc:  # another run's dir: its files are not ours to touch
+        if multirun:
+            log.error("job not run: %s", exc)
+            return None
+        raise UserErrorExit(exc) from exc
+    finally:
+        if "wandb" in sys.modules:  # a W&B run can only exist if wandb was imported
+            from safr_lightning.loggers import finish_wandb
+
+            finish_wandb(run_dir)
+
+
+def _run_held(cfg: DictConfig, run_dir: Path, hydra_cfg: Any, multirun: bool) -> dict[str, Any] | None:
+    try:
         validate(cfg)
         resolve_resume(cfg.ckpt_path, run_dir)
         from safr_lightning.experiment import run_training  # torch, Lightning: only for a valid config
 
         with job_gpu_slot(cfg, hydra_cfg):  # one GPU per job in a joblib sweep on a multi-GPU box
             return run_training(cfg, run_dir)
+    except RunDirTaken:
+        raise
     except RunInterrupted as exc:
         _record_failure(cfg, run_dir, exc, str(exc), status="interrupted")
         raise UserErrorExit(exc) from exc  # in a multirun too: whoever stopped this job stopped the sweep
@@ -83,11 +110,6 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
             log.exception("job failed; see %s", run_dir / "error.txt")
             return None
         raise
-    finally:
-        if "wandb" in sys.modules:  # a W&B run can only exist if wandb was imported
-            from safr_lightning.loggers import finish_wandb
-
-            finish_wandb(run_dir)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

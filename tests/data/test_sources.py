@@ -165,3 +165,21 @@ def test_per_class_head_carve_that_leaves_nothing_is_an_error(tmp_path: Path) ->
     write(tmp_path, "test", ROWS[:4])
     with pytest.raises(DataError, match="leaves no training or no validation"):
         load_raw_splits(cfg_for(tmp_path, val_size=40, carve="per_class_head"), str(tmp_path / "c"))
+
+
+def test_csv_texts_that_look_like_missing_values_are_texts(tmp_path: Path) -> None:
+    """pandas reads "NA", "null", "None" as missing by default; here they are reviews like any other."""
+    rows = [("NA", 0), ("null", 1), ("None", 0), ("n/a", 1), *ROWS]
+    body = "text,label\n" + "".join(f"{t},{y}\n" for t, y in rows)
+    for split in ("train", "validation", "test"):
+        (tmp_path / f"{split}.csv").write_text(body, encoding="utf-8-sig")  # with a BOM, as Excel writes
+    splits = load_raw_splits(cfg_for(tmp_path), str(tmp_path / "cache"))
+    assert splits["train"].column_names == ["text", "label"]
+    assert splits["train"]["text"][:4] == ["NA", "null", "None", "n/a"]
+
+
+def test_a_validation_fraction_that_leaves_no_training_example_is_one_line(tmp_path: Path) -> None:
+    write(tmp_path, "train", ROWS)
+    write(tmp_path, "test", ROWS[:10])
+    with pytest.raises(DataError, match=r"dataset.val_size=0.999 cannot split train \(40 examples\)"):
+        load_raw_splits(cfg_for(tmp_path, val_size=0.999), str(tmp_path / "c"))

@@ -114,4 +114,7 @@ class AllocationFigures(Callback):
                     # shows a list of unequal images under one key incorrectly.
                     for i, (path, caption) in enumerate(zip(paths, captions, strict=True)):
                         key = f"figures/{name}" if len(paths) == 1 else f"figures/{name}/{i}"
-                        logger.log_image(key=key, images=[str(path)], caption=[caption])
+                        try:
+                            logger.log_image(key=key, images=[str(path)], caption=[caption])
+                        except Exception as exc:  # the figure is on disk; W&B's failure is only W&B's
+                            log.warning("W&B could not log %s (%s); the figure is at %s", key, exc, path)

@@ -123,7 +123,10 @@ class SRSCallback(Callback):
         columns, rows = curve_rows(result)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_table(key="test/srs_curve", columns=columns, data=rows)
+                try:
+                    logger.log_table(key="test/srs_curve", columns=columns, data=rows)
+                except Exception as exc:  # W&B's failure must not cost the run its results.json
+                    log.warning("W&B could not log test/srs_curve (%s); results.json has the curve", exc)
 
     def merge_test_results(self, test: dict[str, Any]) -> dict[str, Any]:
         """results.json's ``test`` block: the test loop's metrics (flat SRS names dropped) + the SRS block."""

@@ -113,11 +113,19 @@ def _load_local(directory: Path, cache_dir: str | None, origin: str = "") -> Sou
         _check_readable(path)
         try:
             with _quiet_local_reader():
-                ds = load_dataset(FORMATS[path.suffix], data_files=str(path), split="train", cache_dir=cache_dir)
+                reader, options = FORMATS[path.suffix], _reader_options(path)
+                ds = load_dataset(reader, data_files=str(path), split="train", cache_dir=cache_dir, **options)
         except Exception as exc:  # any reader failure is the file's fault, said in one line
             raise DataError(f"could not read {path}: {_root_reason(exc)}") from exc
         splits[split] = (ds, str(path))
     return splits
+
+
+def _reader_options(path: Path) -> dict[str, Any]:
+    """CSV: a text "NA", "null" or "None" is that text, not a missing value; a BOM is not part of it."""
+    if FORMATS[path.suffix] != "csv":
+        return {}
+    return {"keep_default_na": False, "na_values": [], "encoding": "utf-8-sig"}
 
 
 @contextmanager
@@ -263,7 +271,11 @@ def carve_validation(train: Dataset, val_size: float, seed: int) -> tuple[Datase
     try:
         parts = stratified.train_test_split(test_size=size, stratify_by_column="label", seed=seed)
     except ValueError:  # a class too small to stratify: fall back to a plain seeded split
-        parts = stratified.train_test_split(test_size=size, seed=seed)
+        try:
+            parts = stratified.train_test_split(test_size=size, seed=seed)
+        except ValueError as exc:  # e.g. a fraction that rounds to no example at all
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"dataset.val_size={size} cannot split train ({len(train)} examples): {first}") from None
     train_part, val_part = parts["train"], parts["test"]
     value_type = train.features["label"]
     return train_part.cast_column("label", value_type), val_part.cast_column("label", value_type)

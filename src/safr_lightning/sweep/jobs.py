@@ -10,6 +10,7 @@ here writes.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shlex
 from collections import defaultdict
@@ -23,6 +24,8 @@ from omegaconf import OmegaConf
 
 from safr_lightning.fidelity import shared_keys
 from safr_lightning.results import RESULTS_FILE
+
+log = logging.getLogger(__name__)
 
 MULTIRUN_FILE = "multirun.yaml"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
@@ -67,6 +70,7 @@ class Job:
     dataset: str | None
     variant: tuple[str, ...] = ()
     sweep_root: Path | None = None  # the multirun folder that asked for this job
+    stale: bool = False  # its folder holds another config's finished run
 
     def label(self, root: Path) -> str:
         if self.dir is not None:
@@ -86,14 +90,23 @@ class Job:
             return None
         if self.status == FAILED and (self.results or {}).get("error") in DETERMINISTIC_FAILURES:
             return None
-        run_dir = (self.dir if self.dir is not None else self.sweep_root / f"{self.num}_rerun").resolve()
+        # A folder holding another config's run is that run's: this job gets a folder of its own.
+        own = self.dir is not None and not self.stale
+        run_dir = (self.dir if own else self.sweep_root / f"{self.num}_rerun").resolve()  # type: ignore[operator]
         path = str(run_dir) if _PLAIN_PATH.fullmatch(str(run_dir)) else f"'{run_dir}'"  # quoted for Hydra
         if (run_dir / "checkpoints" / "last.ckpt").is_file():
             where = f"ckpt_path={path}"
         else:
             where = f"hydra.run.dir={path}"
+        # The sweep's own ckpt_path (e.g. `last`) is replaced by where this job continues.
+        kept = [o for o in self.overrides if _key(_parse([o])[0]) != "ckpt_path"]
         # Quoted for the shell, so every override reaches Hydra as the string the sweep recorded.
-        return shlex.join(["python", "-m", "safr_lightning.train", *self.overrides, where])
+        return shlex.join(["python", "-m", "safr_lightning.train", *kept, where])
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _parse(overrides: list[str]) -> list[Any]:
@@ -130,7 +143,14 @@ def expected_jobs(sweep_root: Path) -> list[ExpectedJob] | None:
     path = sweep_root / MULTIRUN_FILE
     if not path.is_file():
         return None
-    master = OmegaConf.load(path)
+    try:
+        master = OmegaConf.load(path)
+        if not OmegaConf.is_dict(master):
+            raise ValueError("not a mapping")
+    except Exception as exc:  # a corrupt file: the jobs found on disk are still tabled
+        reason = _first_line(exc)
+        log.warning("unreadable %s (%s): the jobs it asked for are unknown; listing those found", path, reason)
+        return None
     sweeper = OmegaConf.select(master, "hydra.sweeper._target_")
     if sweeper != BASIC_SWEEPER:  # another sweeper (optuna, ...) decides its jobs as it goes
         return None
@@ -180,9 +200,30 @@ def _job_from_dir(run_dir: Path, num: int | None, overrides: tuple[str, ...], da
         status = MISSING
         said = f"results.json says status={results.get('status')!r} (killed, or still running)"
         reason = str(results.get("reason") or said)
+    stale = _stale(results, overrides)
+    if stale:
+        status, reason = FAILED, stale
     if results is not None and results.get("dataset"):
         dataset = str(results["dataset"])
-    return Job(num, overrides, run_dir, results, status, reason, dataset)
+    return Job(num, overrides, run_dir, results, status, reason, dataset, stale=bool(stale))
+
+
+def _stale(results: dict[str, Any] | None, overrides: tuple[str, ...]) -> str:
+    """Why ``results`` are not this job's: they record other overrides than the folder's launch."""
+    recorded = (results or {}).get("overrides")
+    if not isinstance(recorded, list) or not overrides:
+        return ""  # written before runs recorded their overrides, or a folder without .hydra
+    try:
+        ran, asked = cell_overrides([str(o) for o in recorded]), cell_overrides(overrides)
+    except Exception:  # an override this Hydra cannot parse: cannot be compared, so not filed
+        return "results.json records overrides that cannot be read"
+    if ran == asked:
+        return ""
+    differ = sorted(set(ran) ^ set(asked))
+    return (
+        f"results.json is of a run with other overrides ({', '.join(differ)}); this job's config has not "
+        "run in this folder"
+    )
 
 
 def _sweep_roots(sweep_dir: Path) -> list[Path]:
@@ -193,7 +234,12 @@ def _job_overrides(run_dir: Path) -> tuple[str, ...]:
     path = run_dir / OVERRIDES_FILE
     if not path.is_file():
         return ()
-    return tuple(str(o) for o in OmegaConf.load(path))
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as exc:  # a corrupt file: the job is listed, not a traceback
+        log.warning("unreadable %s (%s): the job's overrides are unknown", path, _first_line(exc))
+        return ()
+    return tuple(str(o) for o in loaded) if OmegaConf.is_list(loaded) else ()
 
 
 def collect_jobs(sweep_dir: Path) -> list[Job]:

@@ -1,0 +1,168 @@
+"""A run directory that says what it holds: one writer at a time, the config it was trained with.
+
+- :func:`hold_run_dir` takes ``<run dir>/.lock`` (pid and host) for the whole run. A second run
+  into the same dir stops at once with one line naming the holder; a lock whose process is dead
+  (a killed run) is taken over with a warning.
+- :func:`fingerprint` hashes the config keys that change what a run computes. ``results.json``
+  records it from the first moment (``status: running``), so a finished run is reused only by the
+  same config (:func:`config_difference`), and a table never files a result under another config.
+- :func:`check_writable` refuses an output place nobody can write before any work is done.
+
+Light imports only: the Hydra entry points call this before torch is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import logging
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from safr_lightning.errors import ConfigError, RunDirTaken
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = ".lock"
+SAVED_CONFIG = "config.yaml"
+
+# Keys that change neither training nor a stored metric: where data, logs and progress go, how the
+# work is spread over processes. Every other key is part of the fingerprint.
+NEUTRAL_KEYS = (
+    "ckpt_path", "logger", "callbacks.figures", "task_name", "sweep_name",
+    "trainer.enable_progress_bar", "trainer.log_every_n_steps", "trainer.nan_check_every", "trainer.jobs_per_gpu",
+    "dataset.local_dir", "data.num_workers", "data.pin_memory", "data.persistent_workers", "data.cache_dir",
+)  # fmt: skip
+
+_held: set[Path] = set()  # run dirs this process holds (a nested hold is a no-op)
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
+    if not isinstance(tree, dict):
+        return {prefix[:-1]: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(flatten(value, f"{prefix}{key}."))
+    return flat
+
+
+def _neutral(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in NEUTRAL_KEYS)
+
+
+def fingerprinted(config: dict[str, Any]) -> dict[str, Any]:
+    """The flattened keys of a resolved run config that the fingerprint covers."""
+    return {k: v for k, v in flatten(config).items() if not _neutral(k)}
+
+
+def fingerprint(config: dict[str, Any]) -> str:
+    """A short hash of :func:`fingerprinted` ``config`` (resolved, as a plain dict)."""
+    text = json.dumps(sorted(fingerprinted(config).items()), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def config_difference(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first fingerprinted key whose value differs, with both values; None if none does."""
+    a, b = fingerprinted(old), fingerprinted(new)
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            return key, a.get(key, "<absent>"), b.get(key, "<absent>")
+    return None
+
+
+def _local_rank() -> int:
+    """This process's rank on its node under a distributed launch (Lightning sets ``LOCAL_RANK``)."""
+    value = os.environ.get("LOCAL_RANK", "")
+    return int(value) if value.isdigit() else 0
+
+
+def _start_time(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot, Linux), so a reused pid is not taken for the holder."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        pass
+    now = _start_time(pid)
+    return started is None or now is None or now == started
+
+
+def _read_lock(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@contextlib.contextmanager
+def hold_run_dir(run_dir: Path) -> Iterator[None]:
+    """Be the only writer of ``run_dir`` while the block runs (rank 0 of a distributed job only)."""
+    key = run_dir.resolve()
+    if key in _held or _local_rank() != 0:
+        yield
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_time(os.getpid())}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _read_lock(path)
+            pid, host = holder.get("pid"), holder.get("host")
+            if isinstance(pid, int) and (host != me["host"] or _alive(pid, holder.get("started"))):
+                where = "" if host == me["host"] else f" on {host}"
+                raise RunDirTaken(
+                    f"{run_dir} is in use by another run (pid {pid}{where}; {path}); wait for it, or give "
+                    "this run its own dir (hydra.run.dir=...)"
+                ) from None
+            log.warning("taking over %s: its run (pid %s) is gone", path, pid if pid is not None else "unknown")
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as handle:
+            json.dump(me, handle)
+        break
+    else:  # pragma: no cover - three lost races in a row
+        raise RunDirTaken(f"{run_dir}: could not take {path}")
+    _held.add(key)
+    try:
+        yield
+    finally:
+        _held.discard(key)
+        if _read_lock(path).get("pid") == me["pid"]:
+            path.unlink(missing_ok=True)
+
+
+def check_writable(path: Path, what: str) -> None:
+    """One line (exit 2) unless ``path`` (a directory, existing or to be made) can be written."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ConfigError(f"cannot write {what}: {probe} is a file, not a directory")
+    try:
+        if probe == path:
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        elif not os.access(probe, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "permission denied", str(probe))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {what} in {path}: {exc.strerror or exc} ({probe})") from None

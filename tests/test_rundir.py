@@ -1,0 +1,265 @@
+"""A run dir says what it holds: one writer, the config it was trained with, clean failure paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from safr_lightning import experiment
+from safr_lightning.aggregate import aggregate
+from safr_lightning.config import register_configs
+from safr_lightning.errors import ConfigError, RunDirTaken, SAFRError
+from safr_lightning.experiment import run_training
+from safr_lightning.rundir import LOCK_FILE, check_writable, config_difference, fingerprint, hold_run_dir
+from safr_lightning.sweep.jobs import FAILED, OK, collect_jobs
+from tests.cli_runs import error_lines, run_train, start_train
+from tests.conftest import CONF, TINY
+from tests.sweep_fixtures import fake_results, write_job, write_multirun
+
+
+def compose_tiny(*overrides: str) -> DictConfig:
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=[*TINY, *overrides])
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    run_training(compose_tiny(), run_dir)
+    return run_dir
+
+
+def copy_of(run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run, tmp_path / "run"))
+
+
+# -- the config a run dir holds ---------------------------------------------------------------------
+
+
+def test_fingerprint_ignores_where_things_go_and_sees_what_changes_the_numbers() -> None:
+    base: dict[str, Any] = {"seed": 0, "optim": {"lr": 1e-4}, "logger": {"name": "csv"},
+                            "dataset": {"name": "local", "local_dir": "/a"}, "ckpt_path": None}  # fmt: skip
+    moved = {**base, "logger": {"name": "wandb"}, "dataset": {"name": "local", "local_dir": "/b"}, "ckpt_path": "last"}
+    assert fingerprint(moved) == fingerprint(base) and config_difference(base, moved) is None
+    changed = {**base, "optim": {"lr": 0.05}}
+    assert fingerprint(changed) != fingerprint(base)
+    assert config_difference(base, changed) == ("optim.lr", 1e-4, 0.05)
+
+
+def test_finished_run_is_not_reused_by_another_config(finished_run: Path, tmp_path: Path) -> None:
+    run_dir = copy_of(finished_run, tmp_path)
+    before = (run_dir / "results.json").read_text()
+    with pytest.raises(RunDirTaken, match=r"finished run trained with optim.lr=0.0001, and this run has optim.lr=0.05"):
+        run_training(compose_tiny("ckpt_path=last", "optim.lr=0.05"), run_dir)
+    with pytest.raises(RunDirTaken, match=r"optim.lr"):  # a fresh run into it neither
+        run_training(compose_tiny("optim.lr=0.05"), run_dir)
+    assert (run_dir / "results.json").read_text() == before
+    # The same config is still reused, whatever the neutral keys say.
+    again = run_training(compose_tiny("ckpt_path=last", "logger=csv", "trainer.enable_progress_bar=false"), run_dir)
+    assert again == json.loads(before)
+
+
+def test_a_run_marks_itself_running_before_it_trains(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after a first finish, a re-run must not leave the old ``ok`` beside its new checkpoints."""
+    run_dir = copy_of(finished_run, tmp_path)
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "build_trainer", killed)
+    with pytest.raises(SAFRError, match="interrupted by Ctrl-C during setup"):
+        run_training(compose_tiny(), run_dir)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "running" and results["fingerprint"] == fingerprint_of(compose_tiny())
+    assert not (run_dir / LOCK_FILE).exists()
+
+
+def fingerprint_of(cfg: DictConfig) -> str:
+    from omegaconf import OmegaConf
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    return fingerprint(container)
+
+
+def test_sweep_relaunched_with_another_config_files_nothing_under_it(tmp_path: Path) -> None:
+    """The issue's reproduction: the second sweep exits 0, and aggregate must not say "2 ok"."""
+    sweep = tmp_path / "SW"
+    flags = [*TINY, "trainer.max_epochs=1", "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    first = run_train("-m", *flags)
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = run_train("-m", *flags, "optim.lr=0.05", "ckpt_path=last")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "finished run trained with optim.lr=0.0001" in second.stdout + second.stderr
+    jobs = aggregate(sweep, figures=False).jobs
+    assert [job.status for job in jobs] == [FAILED, FAILED]
+    assert all("other overrides (optim.lr=0.05)" in job.reason for job in jobs)
+    commands = [job.rerun_command() or "" for job in jobs]
+    assert all("_rerun" in c and "ckpt_path=last" not in c and "optim.lr=0.05" in c for c in commands)
+
+
+# -- one writer -------------------------------------------------------------------------------------
+
+
+def test_second_run_into_a_held_dir_stops_naming_the_holder(finished_run: Path, tmp_path: Path) -> None:
+    run_dir = copy_of(finished_run, tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run_dir / LOCK_FILE).write_text(json.dumps({"pid": holder.pid, "host": os.uname().nodename}))
+        before = (run_dir / "results.json").read_text()
+        with pytest.raises(RunDirTaken, match=rf"in use by another run \(pid {holder.pid};"):
+            run_training(compose_tiny(), run_dir)
+        assert (run_dir / "results.json").read_text() == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_dead_runs_lock_is_taken_over_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename}))
+    with hold_run_dir(tmp_path):
+        assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
+        with hold_run_dir(tmp_path):  # the same process again: no deadlock
+            pass
+        assert (tmp_path / LOCK_FILE).exists()
+    assert not (tmp_path / LOCK_FILE).exists()
+    assert f"(pid {dead.pid}) is gone" in caplog.text
+
+
+def test_two_runs_started_into_one_dir_one_stops_at_once(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    flags = [*TINY, "trainer.max_epochs=300", "trainer.limit_train_batches=null",
+             "callbacks.early_stopping.enabled=false"]  # fmt: skip
+    first = start_train(*flags, f"hydra.run.dir={run_dir}")
+    try:
+        while not (run_dir / LOCK_FILE).exists() and first.poll() is None:
+            time.sleep(0.01)
+        second = run_train(*flags, "seed=1", f"hydra.run.dir={run_dir}")
+        assert second.returncode == 2
+        assert error_lines(second) == [
+            f"error: {run_dir} is in use by another run (pid {first.pid}; {run_dir / LOCK_FILE}); wait for it, "
+            "or give this run its own dir (hydra.run.dir=...)"
+        ]
+    finally:
+        first.kill()
+        first.wait()
+
+
+# -- failure paths ----------------------------------------------------------------------------------
+
+
+def test_an_unwritable_run_dir_is_one_line_before_any_work(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match=r"cannot write the run dir: .*a-file is a file, not a directory"):
+        check_writable(blocker / "run", "the run dir")
+    proc = run_train(*TINY, f"hydra.run.dir={blocker}/run")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+
+
+def test_sigterm_during_the_test_phase_ends_the_run_interrupted(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    # A test phase of seconds: a large test split scored with many random draws.
+    slow_test = ["dataset.synthetic.test_size=4000", "srs.random_draws=20", "trainer.limit_test_batches=null"]
+    proc = start_train(*TINY, *slow_test, "trainer.max_epochs=1", f"hydra.run.dir={run_dir}")
+    log = run_dir / "train.log"
+    while proc.poll() is None and "epoch 1/1" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.01)
+    time.sleep(1.0)  # past fit's end (a checkpoint, ms); the SRS test takes ~8 s
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143, stderr[-2000:]
+    assert "Traceback" not in stderr
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "interrupted" and "during test" in results["reason"]
+
+
+def test_training_nothing_is_refused_before_it_starts() -> None:
+    proc = run_train(*TINY, "trainer.limit_train_batches=0")
+    assert proc.returncode == 2
+    assert error_lines(proc) == [
+        "error: invalid config: trainer.limit_train_batches=0; allowed: null, an integer >= 1 (batches) or a "
+        "fraction in (0, 1]"
+    ]
+
+
+def test_zero_optimizer_steps_is_a_failure_not_ok(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lightning as L
+
+    monkeypatch.setattr(L.Trainer, "fit", lambda self, *args, **kwargs: None)  # a fit that did nothing
+    with pytest.raises(SAFRError, match=r"trained 0 optimizer steps"):
+        run_training(compose_tiny(), tmp_path / "run")
+
+
+def test_resume_from_a_truncated_or_foreign_checkpoint_is_one_line(finished_run: Path, tmp_path: Path) -> None:
+    run_dir = copy_of(finished_run, tmp_path)
+    (run_dir / "results.json").unlink()  # as if interrupted
+    last = run_dir / "checkpoints" / "last.ckpt"
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SAFRError, match=r"ckpt_path=.*last.ckpt: not a readable checkpoint"):
+        run_training(compose_tiny("ckpt_path=last"), run_dir)
+    torch.save({"weight": torch.zeros(2)}, last)  # a plain state_dict
+    with pytest.raises(SAFRError, match=r"not a checkpoint written by safr_lightning \(no state_dict, epoch"):
+        run_training(compose_tiny("ckpt_path=last"), run_dir)
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.3, 0.6])
+def test_ctrl_c_while_the_cli_starts_is_one_line(delay: float) -> None:
+    """Among the imports, or while Hydra composes the config: never a traceback."""
+    proc = start_train("--help")
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines in (["error: interrupted by Ctrl-C while starting"], ["error: interrupted by Ctrl-C"])
+
+
+# -- the aggregator ---------------------------------------------------------------------------------
+
+
+def test_corrupt_multirun_or_overrides_files_are_listed_not_a_traceback(tmp_path: Path) -> None:
+    import random
+
+    root = tmp_path / "sweep"
+    write_multirun(root, {"seed": "0,1"}, [])
+    ok = fake_results(random.Random(0), "sst2", "safr", 0.1, 0.1, 0)
+    write_job(root, "0_job", ["seed=0"], ok)
+    broken = write_job(root, "1_job", None, fake_results(random.Random(1), "sst2", "safr", 0.1, 0.1, 1))
+    (broken / ".hydra").mkdir()
+    (broken / ".hydra" / "overrides.yaml").write_text("- seed=1\n  : [unclosed\n")
+    jobs = collect_jobs(root)
+    assert sorted(job.status for job in jobs if job.dir is not None) == [OK, OK]
+    (root / "multirun.yaml").write_text("hydra: [unclosed\n")
+    assert {job.status for job in collect_jobs(root)} == {OK}
+
+
+def test_a_job_that_never_wrote_a_checkpoint_is_rerun_fresh_not_with_ckpt_path_last(tmp_path: Path) -> None:
+    import random
+
+    root = tmp_path / "sweep"
+    write_multirun(root, {"seed": "0"}, ["ckpt_path=last"])
+    failed = fake_results(random.Random(0), "sst2", "safr", 0.1, 0.1, 0)
+    failed.update(status="failed", reason="boom", error="RuntimeError")
+    write_job(root, "0_job", ["seed=0", "ckpt_path=last"], failed)
+    (job,) = collect_jobs(root)
+    command = job.rerun_command() or ""
+    assert "ckpt_path" not in command and f"hydra.run.dir={(root / '0_job').resolve()}" in command
