@@ -263,3 +263,29 @@ def test_a_job_that_never_wrote_a_checkpoint_is_rerun_fresh_not_with_ckpt_path_l
     (job,) = collect_jobs(root)
     command = job.rerun_command() or ""
     assert "ckpt_path" not in command and f"hydra.run.dir={(root / '0_job').resolve()}" in command
+
+
+def test_resume_after_a_change_of_local_dir_uses_the_checkpoints_vocabulary(tmp_path: Path) -> None:
+    """``dataset.local_dir`` may differ on resume; a copy with other words must not change the model's shape."""
+    words = ["good", "bad", "film", "plot", "the", "a"]
+
+    def write(directory: Path, extra: int) -> None:
+        directory.mkdir()
+        for split in ("train", "test"):
+            rows = [f"{' '.join(words[(i + j) % 6] for j in range(5))},{i % 2}" for i in range(64)]
+            rows += [f"new{k} new{k} word{k},{k % 2}" for k in range(extra)]
+            (directory / f"{split}.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+
+    write(tmp_path / "A", 0)
+    write(tmp_path / "B", 40)  # 80 words the first vocabulary never saw, each twice
+    register_configs()
+    local = [o for o in TINY if not o.startswith("dataset")] + ["dataset=local", "trainer.max_epochs=1"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        first = compose("train", overrides=[*local, f"dataset.local_dir={tmp_path / 'A'}"])
+        resumed = compose("train", overrides=[*local, f"dataset.local_dir={tmp_path / 'B'}", "ckpt_path=last",
+                                              "trainer.max_epochs=2"])  # fmt: skip
+    run_dir = tmp_path / "run"
+    run_training(first, run_dir)
+    (run_dir / "results.json").unlink()  # as if killed before the end
+    results = run_training(resumed, run_dir)
+    assert results["status"] == "ok" and results["resumed_from"]["global_step"] > 0

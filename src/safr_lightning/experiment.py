@@ -29,6 +29,7 @@ from safr_lightning.allocator import keep_freed_memory
 from safr_lightning.callbacks import AllocationFigures, EpochLog, SRSCallback, ThroughputMonitor
 from safr_lightning.config import validate
 from safr_lightning.data.datamodule import SAFRDataModule
+from safr_lightning.data.tokenizer import tokenizer_from_json
 from safr_lightning.errors import ConfigError, RunDirTaken, RunInterrupted, SAFRError
 from safr_lightning.evaluation.srs import SRSSettings
 from safr_lightning.fidelity import fidelity_label
@@ -187,8 +188,13 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else ""
 
 
-def _check_resume(cfg: DictConfig, resume: Path, run_dir: Path) -> dict[str, Any]:
-    """Check that ``resume`` continues this config's run; return where it stood (for results.json)."""
+def _check_resume(cfg: DictConfig, resume: Path, run_dir: Path) -> tuple[dict[str, Any], str]:
+    """Check that ``resume`` continues this config's run.
+
+    Returns where it stood (for results.json) and its tokenizer JSON: the checkpoint's vocabulary,
+    not one rebuilt from the data. ``dataset.local_dir`` may point elsewhere on resume, and a copy
+    that differs by one line would change the embedding's shape.
+    """
     checkpoint = load_checkpoint_file(resume, "ckpt_path")
     trained = checkpoint["hyper_parameters"].get("run_config")
     if trained is not None:
@@ -208,11 +214,12 @@ def _check_resume(cfg: DictConfig, resume: Path, run_dir: Path) -> dict[str, Any
             resume, ", ".join(map(str, saved_for)), run_dir,
         )  # fmt: skip
     inside = resume.resolve().is_relative_to(run_dir.resolve())
-    return {
+    where = {
         "checkpoint": os.path.relpath(resume, run_dir) if inside else str(resume),
         "epoch": int(checkpoint["epoch"]),
         "global_step": int(checkpoint["global_step"]),
     }
+    return where, str(checkpoint["hyper_parameters"]["tokenizer_json"])
 
 
 @contextlib.contextmanager
@@ -356,7 +363,7 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
             # A sweep re-launched with ckpt_path=last must not retrain (or overwrite) finished jobs.
             log.warning("%s already finished with this config (results.json status ok); nothing to resume", run_dir)
             return finished
-    resumed = _check_resume(cfg, resume, run_dir) if resume is not None else None
+    resumed, tokenizer_json = _check_resume(cfg, resume, run_dir) if resume is not None else (None, None)
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / SAVED_CONFIG, resolve=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -368,7 +375,7 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
     }  # fmt: skip
     write_results(run_dir, results)
 
-    datamodule = build_datamodule(cfg)
+    datamodule = build_datamodule(cfg, tokenizer_from_json(tokenizer_json) if tokenizer_json else None)
     datamodule.setup("fit")
     assert datamodule.tokenizer is not None
     module = build_module(cfg, datamodule.tokenizer.to_str())
