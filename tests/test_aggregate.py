@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from safr_lightning.aggregate import main
+from safr_lightning.aggregate import aggregate, main
 from tests.conftest import REPO, SUBPROCESS_ENV, TINY
 from tests.sweep_fixtures import failed_results, fake_results, write_job, write_multirun
 
@@ -110,6 +110,22 @@ def test_bad_input_is_one_error_line(
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
+
+
+def test_a_usage_error_is_one_line_too(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--k", "abc"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: argument --k: invalid float value: 'abc' (see --help)"
+    ]
+
+
+def test_a_k_no_job_measured_is_said_not_left_as_empty_columns(tmp_path: Path) -> None:
+    root = hand_made_sweep(tmp_path / "sweep")
+    notes = aggregate(root, k=25, figures=False).notes
+    assert "no job measured k=25 (their srs.ks: 10, 30): the deletion columns are empty" in notes
+    assert not any("no job measured" in n for n in aggregate(root, k=30, figures=False).notes)
 
 
 def run(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:

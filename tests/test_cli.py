@@ -89,3 +89,9 @@ def test_a_bug_inside_the_task_keeps_its_traceback(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(sys, "argv", ["task", f"hydra.run.dir={tmp_path}", "hydra/job_logging=none"])
     with pytest.raises(ConfigAttributeError):
         run_cli(_buggy_task)
+
+
+def test_an_unquoted_value_with_spaces_gets_a_quoting_hint() -> None:
+    text = user_message(composition_error("dataset.local_dir=/tmp/dir with spaces/ünï ✓"))
+    assert text is not None and "\n" not in text
+    assert text.endswith("(quote a value with spaces or special characters: key='a b c')")

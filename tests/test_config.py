@@ -88,6 +88,10 @@ def test_wrong_types_and_unknown_keys_fail_at_composition(make_cfg: Callable, ov
         ("dataset.val_size", 1.5, "dataset.val_size=1.5; allowed: a fraction in (0, 1) or a whole count"),
         ("dataset.val_size", 0.0, "dataset.val_size=0.0"),
         ("dataset.split_seed", -1, "dataset.split_seed=-1"),
+        ("srs.ks", [10, 30, 30], "; allowed: percentages in (0, 100), each once"),
+        ("srs.val_every_n_epochs", 0, "srs.val_every_n_epochs=0; allowed: an integer >= 1"),
+        ("srs.seed", 10**23, "srs.seed=100000000000000000000000; allowed: an integer in [0, 4294967295]"),
+        ("data.batch_size", 10**20, "data.batch_size=100000000000000000000; allowed: an integer in [1, 2147483647]"),
     ],
 )
 def test_out_of_range_values_are_named(make_cfg: Callable, key: str, value: object, message: str) -> None:

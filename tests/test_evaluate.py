@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 from safr_lightning.config import register_configs
-from safr_lightning.errors import ConfigError
+from safr_lightning.errors import ConfigError, SAFRError
 from safr_lightning.evaluate import default_output_name, run_evaluation
 from safr_lightning.experiment import run_training
 from tests.conftest import CONF, REPO, SUBPROCESS_ENV, TINY
@@ -132,7 +132,7 @@ def test_bad_input_is_one_config_error(overrides: list[str], message: str) -> No
 def test_a_file_that_is_not_a_checkpoint_is_reported(tmp_path: Path) -> None:
     bogus = tmp_path / "best.ckpt"
     bogus.write_text("not a checkpoint")
-    with pytest.raises(Exception, match=f"could not load checkpoint {bogus}"):
+    with pytest.raises(SAFRError, match=f"ckpt_path={bogus}: not a readable checkpoint"):
         evaluate(f"ckpt_path={bogus}")
 
 
@@ -184,3 +184,13 @@ def test_evaluate_keys_are_typed(override: str) -> None:
 
     with pytest.raises(ConfigCompositionException):
         compose_config("evaluate", [override])
+
+
+def test_an_output_that_is_a_directory_and_a_json_ckpt_are_one_line(
+    trained_run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=r"output=.* is a directory; give a file"):
+        evaluate(f"ckpt_path={trained_run[0]}", f"output={tmp_path}")
+    with pytest.raises(SAFRError, match=r"results.json: not a readable checkpoint") as caught:
+        evaluate(f"ckpt_path={trained_run[0] / 'results.json'}")
+    assert "weights_only" not in str(caught.value)  # not torch's advice to unpickle untrusted files

@@ -136,7 +136,7 @@ def test_bad_input_is_one_config_error(run_copy: Path, overrides: list[str], mes
 def test_a_file_that_is_not_a_checkpoint_is_one_error(tmp_path: Path) -> None:
     bogus = tmp_path / "model.ckpt"
     bogus.write_text("not a checkpoint")
-    with pytest.raises(SAFRError, match="could not load checkpoint"):
+    with pytest.raises(SAFRError, match="not a readable checkpoint"):
         run_explain(explain_cfg(f"ckpt_path={bogus}", "text=good"))
 
 
@@ -183,3 +183,15 @@ def test_a_text_files_byte_order_mark_is_not_part_of_the_first_word(tmp_path: Pa
     path.write_text("great film\nawful plot\n", encoding="utf-8-sig")
     cfg = OmegaConf.create({"text": None, "texts": [], "text_file": str(path)})
     assert collect_texts(cfg) == ["great film", "awful plot"]
+
+
+def test_a_text_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from safr_lightning.errors import ConfigError
+    from safr_lightning.explain import collect_texts
+
+    path = tmp_path / "image.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(ConfigError, match=r"text_file=.*image.png' is not UTF-8 text"):
+        collect_texts(OmegaConf.create({"text": None, "texts": [], "text_file": str(path)}))

@@ -22,7 +22,14 @@ from safr_lightning.aggregate import aggregate
 from safr_lightning.config import register_configs
 from safr_lightning.errors import ConfigError, RunDirTaken, SAFRError
 from safr_lightning.experiment import run_training
-from safr_lightning.rundir import LOCK_FILE, check_writable, config_difference, fingerprint, hold_run_dir
+from safr_lightning.rundir import (
+    LOCK_FILE,
+    check_run_dir,
+    check_writable,
+    config_difference,
+    fingerprint,
+    hold_run_dir,
+)
 from safr_lightning.sweep.jobs import FAILED, OK, collect_jobs
 from tests.cli_runs import error_lines, run_train, start_train
 from tests.conftest import CONF, TINY
@@ -289,3 +296,28 @@ def test_resume_after_a_change_of_local_dir_uses_the_checkpoints_vocabulary(tmp_
     (run_dir / "results.json").unlink()  # as if killed before the end
     results = run_training(resumed, run_dir)
     assert results["status"] == "ok" and results["resumed_from"]["global_step"] > 0
+
+
+def test_a_run_dir_must_be_its_own_and_hold_a_writable_results_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"hydra.run.dir='.' is the working directory; a run needs a dir of its own"):
+        check_run_dir(Path("."))
+    (tmp_path / "run" / "results.json").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"results.json exists and is not a file"):
+        check_run_dir(tmp_path / "run")
+
+
+@pytest.mark.parametrize("delay", [0.2, 0.6])
+def test_sigterm_while_a_run_starts_is_one_line(delay: float, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = start_train(*TINY, f"hydra.run.dir={run_dir}")
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in stderr, stderr[-2000:]
+    (line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert line.startswith("error: interrupted by SIGTERM")
+    if (run_dir / "results.json").exists():  # once the run dir is held, the dir says so
+        assert json.loads((run_dir / "results.json").read_text())["status"] == "interrupted"

@@ -230,3 +230,12 @@ def test_verbose_shows_the_traceback(tmp_path: Path) -> None:
     proc = run_train(*SYNTHETIC, "lambda.imp=-1", "--verbose", f"hydra.run.dir={tmp_path}")
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr and "ConfigError: invalid config: lambda.imp=-1.0" in proc.stderr
+
+
+def test_a_loss_non_finite_before_any_update_blames_the_setup_not_the_learning_rate() -> None:
+    from safr_lightning.errors import NonFiniteLossError
+
+    first = str(NonFiniteLossError(0, {"loss_ce": float("nan"), "loss": float("nan")}))
+    assert "the first forward pass is already non-finite: check vmask.tau" in first and "optim.lr" not in first
+    later = str(NonFiniteLossError(7, {"loss_ce": float("inf"), "loss": float("inf")}))
+    assert "lower optim.lr" in later

@@ -8,9 +8,10 @@ __version__ = "0.1.0"
 
 
 def _interrupted_while_starting(signum: int, frame: object) -> None:
-    # Ctrl-C while torch, Lightning and Hydra are being imported (seconds): one line, not a traceback.
-    print("error: interrupted by Ctrl-C while starting", file=_sys.stderr, flush=True)
-    _os._exit(130)
+    # Ctrl-C or SIGTERM while torch, Lightning and Hydra are being imported (seconds): one line.
+    cause, code = ("Ctrl-C", 130) if signum == _signal.SIGINT else ("SIGTERM", 143)
+    print(f"error: interrupted by {cause} while starting", file=_sys.stderr, flush=True)
+    _os._exit(code)
 
 
 def _is_cli_start() -> bool:
@@ -19,7 +20,10 @@ def _is_cli_start() -> bool:
     return first == "-m" or _os.path.basename(first).startswith("safr-")
 
 
-# Only for a CLI: a notebook or a test importing the package keeps its own Ctrl-C handling.
-# safr_lightning.cli.run_cli gives Ctrl-C back to Python (KeyboardInterrupt) once the CLI starts.
-if _is_cli_start() and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
-    _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+# Only for a CLI: a notebook or a test importing the package keeps its own signal handling.
+# safr_lightning.cli.take_signals() turns them into exceptions once the CLI starts.
+if _is_cli_start():
+    if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+        _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+    if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:
+        _signal.signal(_signal.SIGTERM, _interrupted_while_starting)

@@ -13,10 +13,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
-from safr_lightning.cli import restore_ctrl_c
-from safr_lightning.errors import SAFRError
+from safr_lightning.cli import take_signals
+from safr_lightning.errors import SAFRError, Terminated
 from safr_lightning.rundir import check_writable
 from safr_lightning.sweep.figure import deletion_figure
 from safr_lightning.sweep.files import save_figure_atomic, write_text_atomic
@@ -54,6 +54,12 @@ def aggregate(sweep_dir: Path, k: float = PAPER_K, figures: bool = True) -> Aggr
         raise SAFRError(f"no results.json and no multirun.yaml under {sweep_dir}: nothing to aggregate")
     written: list[Path] = []
     notes: list[str] = []
+    measured = sorted(
+        {float(x) for j in jobs if j.status == OK for x in ((j.results or {}).get("test") or {}).get("ks") or []}
+    )
+    if measured and float(k) not in measured:
+        levels = ", ".join(f"{x:g}" for x in measured)
+        notes.append(f"no job measured k={k:g} (their srs.ks: {levels}): the deletion columns are empty")
     for dataset in datasets_of(jobs) or ["unknown"]:
         rows = summarize(jobs, dataset, k)
         table = markdown(dataset, rows, problems(jobs, dataset), k, sweep_dir)
@@ -79,13 +85,21 @@ def _summary(jobs: Sequence[Job], root: Path) -> list[str]:
     return lines
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one ``error:`` line and exit code 2, like every other CLI here."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m safr_lightning.aggregate", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m safr_lightning.aggregate", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", nargs="?", help="a sweep folder (default: the newest under multirun/)")
     parser.add_argument("--k", type=float, default=PAPER_K, help="deletion level for the table, in %% (30)")
     parser.add_argument("--no-figures", action="store_true", help="tables only")
     args = parser.parse_args(argv)
-    restore_ctrl_c()
+    take_signals()
     try:
         sweep_dir = resolve_sweep_dir(args.sweep_dir)
         check_writable(sweep_dir, "the tables")
@@ -97,9 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = exc.filename or args.sweep_dir
         print(f"error: cannot write the tables: {exc.strerror or exc} ({where})", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted by Ctrl-C (every file written so far is whole)", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as stop:
+        cause, code = ("Ctrl-C", 130) if isinstance(stop, KeyboardInterrupt) else ("SIGTERM", 143)
+        print(f"error: interrupted by {cause} (every file written so far is whole)", file=sys.stderr)
+        return code
     print("\n".join(_summary(result.jobs, sweep_dir) + result.notes))
     for path in result.written:
         print(f"wrote {path}")

@@ -41,7 +41,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from safr_lightning import _interrupted_while_starting
-from safr_lightning.errors import SAFRError
+from safr_lightning.errors import SAFRError, Terminated
 
 EXIT_USER_ERROR = 2
 VERBOSE_FLAG = "--verbose"
@@ -82,14 +82,15 @@ def run_cli(hydra_main: Callable[[], Any], argv: list[str] | None = None) -> Any
     argv[1:] = [arg for arg in argv[1:] if arg != VERBOSE_FLAG]
     previous = os.environ.get(FULL_ERROR_ENV)
     os.environ[FULL_ERROR_ENV] = "1"  # Hydra raises instead of printing its multi-line report
-    restore_ctrl_c()
+    take_signals()
     try:
         return hydra_main()
-    except KeyboardInterrupt:  # outside a task's own handling (composing the config, a sweep's launch)
+    except (KeyboardInterrupt, Terminated) as stop:  # outside a task's own handling (composing, between jobs)
         if verbose:
             raise
-        print("error: interrupted by Ctrl-C", file=sys.stderr, flush=True)
-        sys.exit(130)
+        cause, code = ("Ctrl-C", 130) if isinstance(stop, KeyboardInterrupt) else ("SIGTERM", 143)
+        print(f"error: interrupted by {cause}", file=sys.stderr, flush=True)
+        sys.exit(code)
     except UserErrorExit as stop:
         if verbose:
             raise stop.error from None
@@ -109,10 +110,20 @@ def run_cli(hydra_main: Callable[[], Any], argv: list[str] | None = None) -> Any
             os.environ[FULL_ERROR_ENV] = previous
 
 
-def restore_ctrl_c() -> None:
-    """The imports are done: Ctrl-C is a ``KeyboardInterrupt`` again (see ``safr_lightning/__init__``)."""
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+def take_signals() -> None:
+    """The imports are done: Ctrl-C raises ``KeyboardInterrupt`` again, SIGTERM :class:`Terminated`.
+
+    Both then end a CLI with one line (exit 130 / 143) wherever they land; a training run installs
+    its own SIGTERM handling for its stages (``experiment.run_training``) and restores this one.
+    """
     if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) is _interrupted_while_starting:
+        signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def user_message(exc: BaseException, inside_task: bool = False) -> str | None:
@@ -126,6 +137,12 @@ def user_message(exc: BaseException, inside_task: bool = False) -> str | None:
     hydra_own = isinstance(exc, (HydraException, OmegaConfBaseException))  # MissingConfigException is an IOError
     if isinstance(exc, OSError) and not hydra_own and not inside_task:  # Hydra making the run dir in vain
         return f"cannot write {exc.filename or 'the output dir'}: {exc.strerror or exc}"
+    if not inside_task and isinstance(exc, AssertionError) and _passed_through(exc, "config_loader_impl.py"):
+        # Hydra applying `a.b=v` where `a` is null: e.g. evaluate's dataset.local_dir without dataset=NAME.
+        return (
+            f"invalid config: an override sets a key inside an empty group ({_first_line(str(exc))}); "
+            "choose the group first, e.g. dataset=local dataset.local_dir=DIR"
+        )
     if inside_task or not isinstance(exc, (HydraException, OmegaConfBaseException)):
         return None
     if isinstance(exc, MissingConfigException):
@@ -133,7 +150,8 @@ def user_message(exc: BaseException, inside_task: bool = False) -> str | None:
     if isinstance(exc, OverrideParseException):
         reason, *rest = str(exc.message).strip().splitlines() or [""]
         see = f" (see {m.group(0)})" if rest and (m := re.search(r"https?://\S+", rest[0])) else ""
-        return f"invalid override {exc.override!r}: {reason}{see}"
+        quote = " (quote a value with spaces or special characters: key='a b c')" if "Lexer" in reason else ""
+        return f"invalid override {exc.override!r}: {reason}{see}{quote}"
     cause = exc if isinstance(exc, OmegaConfBaseException) else exc.__cause__
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
         return _unknown_key(str(cause.full_key), cause.object_type, str(exc))
@@ -190,6 +208,16 @@ def _first_line(text: str) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+
+def _passed_through(exc: BaseException, filename: str) -> bool:
+    """Did ``exc`` pass through a file named ``filename`` on its way up?"""
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(filename):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _raised_in(exc: BaseException, function: Any) -> bool:

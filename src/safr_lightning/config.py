@@ -38,6 +38,7 @@ INITS = ("exact", "paper")
 TEST_ON = ("best", "last")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 MAX_SEED = 2**32 - 1  # numpy's bound, enforced by Lightning's seed_everything
+MAX_BATCH = 2**31 - 1  # what the samplers' index arithmetic holds
 TRACE_LAYERS = ("embedding", "vmask", "attn_out", "fc1", "fc2", "block_out")
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -437,10 +438,9 @@ def validate(cfg: DictConfig) -> None:
         limit = cfg.dataset[f"limit_{split}"]
         if limit is not None and limit < 1:
             _fail(f"dataset.limit_{split}", limit, "null or an integer >= 1")
-    if cfg.data.batch_size < 1:
-        _fail("data.batch_size", cfg.data.batch_size, "an integer >= 1")
-    if cfg.data.eval_batch_size < 1:
-        _fail("data.eval_batch_size", cfg.data.eval_batch_size, "an integer >= 1")
+    for key in ("batch_size", "eval_batch_size"):
+        if not 1 <= cfg.data[key] <= MAX_BATCH:
+            _fail(f"data.{key}", cfg.data[key], f"an integer in [1, {MAX_BATCH}]")
     if cfg.data.bucket_batches < 1:
         _fail("data.bucket_batches", cfg.data.bucket_batches, "an integer >= 1")
     if cfg.data.num_workers < 0:
@@ -607,6 +607,8 @@ def validate_srs(srs: Any) -> None:
     for k in srs.ks:
         if not (math.isfinite(k) and 0 < k < 100):
             _fail("srs.ks", list(srs.ks), "percentages strictly between 0 and 100")
+    if len({float(k) for k in srs.ks}) != len(srs.ks):  # a repeated k would count twice in the AOPC means
+        _fail("srs.ks", list(srs.ks), "percentages in (0, 100), each once")
     val_ks = srs.get("val_ks", [30.0])
     if len(val_ks) == 0 or not all(math.isfinite(k) and 0 < k < 100 for k in val_ks):
         _fail("srs.val_ks", list(val_ks), "a non-empty list of percentages strictly between 0 and 100")
@@ -620,6 +622,10 @@ def validate_srs(srs: Any) -> None:
         _fail("srs.random_draws", srs.random_draws, "an integer >= 1")
     if srs.val_samples < 0:
         _fail("srs.val_samples", srs.val_samples, "an integer >= 0 (0 turns validation SRS off)")
+    if srs.get("val_every_n_epochs", 1) < 1:
+        _fail("srs.val_every_n_epochs", srs.val_every_n_epochs, "an integer >= 1")
+    if not 0 <= srs.seed <= MAX_SEED:
+        _fail("srs.seed", srs.seed, f"an integer in [0, {MAX_SEED}]")
 
 
 FIGURE_FORMATS = ("png", "svg", "pdf")

@@ -46,13 +46,21 @@ class NonFiniteLossError(SAFRError):
         where = ", ".join(bad) or "loss"
         if bad == ["loss"]:  # every term finite, their λ-weighted sum not
             where = "loss (the λ-weighted sum of finite terms overflowed: lower lambda.*)"
-        super().__init__(
-            f"non-finite loss at global step {step} in {where} ({shown}); "
-            "lower optim.lr or set trainer.gradient_clip_val if training diverged"
-        )
+        if step == 0:  # before any update: nothing diverged, the setup itself overflows
+            hint = "the first forward pass is already non-finite: check vmask.tau, lambda.* and the data"
+        else:
+            hint = "lower optim.lr or set trainer.gradient_clip_val if training diverged"
+        super().__init__(f"non-finite loss at global step {step} in {where} ({shown}); {hint}")
         self.step = step
         self.terms = terms
 
 
 def _finite(value: float) -> bool:
     return value == value and value not in (float("inf"), float("-inf"))
+
+
+class Terminated(BaseException):
+    """SIGTERM outside a run's own stages (starting, between sweep jobs, evaluate, aggregate).
+
+    A ``BaseException``, like ``KeyboardInterrupt``: no ``except Exception`` swallows it.
+    """

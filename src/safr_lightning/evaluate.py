@@ -25,7 +25,7 @@ from safr_lightning.data.datamodule import SAFRDataModule
 from safr_lightning.data.tokenizer import UNK_ID
 from safr_lightning.errors import ConfigError, SAFRError
 from safr_lightning.evaluation.srs import SRSSettings, check_scorer, curve_rows, evaluate_srs
-from safr_lightning.experiment import CHECKPOINT_DIR, quiet_known_warnings
+from safr_lightning.experiment import CHECKPOINT_DIR, load_checkpoint_file, quiet_known_warnings
 from safr_lightning.module import SAFRModule
 from safr_lightning.paths import CONFIG_DIR
 from safr_lightning.results import RESULTS_FILE, run_identity, write_results
@@ -77,6 +77,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_module(ckpt: Path, device: torch.device) -> SAFRModule:
+    load_checkpoint_file(ckpt, "ckpt_path")  # a truncated or foreign file: one line saying so
     try:
         module = SAFRModule.load_from_checkpoint(ckpt, map_location=device)
     except Exception as exc:  # a truncated or foreign file: say which, in one line
@@ -151,6 +152,8 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     ckpt = resolve_checkpoint(cfg.ckpt_path)
     output = Path(cfg.output) if cfg.output else run_dir_of(ckpt) / default_output_name(cfg, ckpt)
     check_writable(output.parent, f"the evaluation ({output.name})")  # before minutes of work, not after
+    if output.is_dir():
+        raise ConfigError(f"invalid config: output={str(output)!r} is a directory; give a file, e.g. {output}/e.json")
     device = resolve_device(cfg.device)
     module = load_module(ckpt, device)
     settings = SRSSettings.from_config(cfg.srs)

@@ -37,7 +37,7 @@ from safr_lightning.loggers import build_loggers, check_wandb_places
 from safr_lightning.module import SAFRModule
 from safr_lightning.results import machine_info, run_identity, write_results
 from safr_lightning.resume import CHECKPOINT_DIR, LAST, check_same_config, finished_results, resolve_resume
-from safr_lightning.rundir import SAVED_CONFIG, check_writable, config_difference, fingerprint, hold_run_dir
+from safr_lightning.rundir import SAVED_CONFIG, check_run_dir, config_difference, fingerprint, hold_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Any]
 def load_checkpoint_file(path: Path, what: str) -> dict[str, Any]:
     """A Lightning checkpoint written by this project, or one line saying why ``path`` is not one."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # truncated, not a torch file, a pickle of something else
         reason = _first_line(exc) or type(exc).__name__
         raise SAFRError(f"{what}={path}: not a readable checkpoint ({reason})") from None
@@ -303,7 +303,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     validate(cfg)
     quiet_known_warnings()
     keep_freed_memory()
-    check_writable(run_dir, "the run dir")
+    check_run_dir(run_dir)
     check_wandb_places(cfg.logger, run_dir)  # before minutes of training, not at its end
     stage = _Stage(run_dir)
     with hold_run_dir(run_dir), _sigterm_outside_fit(stage):

@@ -34,7 +34,7 @@ from safr_lightning.allocation import (
 from safr_lightning.cli import UserErrorExit, run_cli
 from safr_lightning.config import register_configs, validate_figures
 from safr_lightning.errors import ConfigError, SAFRError
-from safr_lightning.experiment import CHECKPOINT_DIR, quiet_known_warnings
+from safr_lightning.experiment import CHECKPOINT_DIR, load_checkpoint_file, quiet_known_warnings
 from safr_lightning.figures import (
     curve_figure,
     group_figure,
@@ -48,6 +48,7 @@ from safr_lightning.module import SAFRModule
 from safr_lightning.paths import CONFIG_DIR
 from safr_lightning.plots import DeletionCurves, curves_from_results
 from safr_lightning.results import RESULTS_FILE
+from safr_lightning.rundir import check_writable
 
 log = logging.getLogger("safr_lightning.explain")
 EVALUATION_FILE = "evaluation.json"
@@ -100,7 +101,11 @@ def collect_texts(cfg: DictConfig) -> list[str]:
         path = Path(cfg.text_file)
         if not path.is_file():
             raise ConfigError(f"invalid config: text_file={cfg.text_file!r}; no such file")
-        lines = [line for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+        try:
+            content = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise ConfigError(f"invalid config: text_file={cfg.text_file!r} is not UTF-8 text (one per line)") from None
+        lines = [line for line in content.splitlines() if line.strip()]
         if not lines:
             raise ConfigError(f"invalid config: text_file={cfg.text_file!r} has no non-blank line")
         texts += [(f"{path.name}:{k + 1}", line) for k, line in enumerate(lines)]
@@ -115,9 +120,10 @@ def collect_texts(cfg: DictConfig) -> list[str]:
 def load_module(checkpoint: Path, device: str) -> SAFRModule:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"invalid config: device={device!r}; no CUDA device here (use device=cpu)")
+    load_checkpoint_file(checkpoint, "ckpt_path")  # a truncated or foreign file: one line saying so
     try:
         module = SAFRModule.load_from_checkpoint(checkpoint, map_location=torch.device(device))
-    except Exception as exc:  # a truncated or foreign file: say which, not a traceback
+    except Exception as exc:
         raise SAFRError(f"could not load checkpoint {checkpoint}: {type(exc).__name__}: {exc}") from exc
     return module.eval()
 
@@ -190,6 +196,7 @@ def run_explain(cfg: DictConfig) -> dict[str, Any]:
     texts = collect_texts(cfg)
     run_dir = run_dir_of(checkpoint)
     out_dir = Path(cfg.out_dir) if cfg.out_dir else run_dir / "explain"
+    check_writable(out_dir, "the figures (out_dir)")
     module = load_module(checkpoint, cfg.device)
     labels = label_names(module)
     vmask = module.model.vmask is not None

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from safr_lightning.errors import ConfigError, RunDirTaken
+from safr_lightning.results import RESULTS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,19 @@ def hold_run_dir(run_dir: Path) -> Iterator[None]:
         _held.discard(key)
         if _read_lock(path).get("pid") == me["pid"]:
             path.unlink(missing_ok=True)
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """A run dir of its own, writable, whose ``results.json`` can be written (one line otherwise)."""
+    if run_dir.resolve() == Path.cwd().resolve():
+        raise ConfigError(
+            f"invalid config: hydra.run.dir={str(run_dir)!r} is the working directory; a run needs a dir of its "
+            "own (leave hydra.run.dir unset for a new one)"
+        )
+    check_writable(run_dir, "the run dir")
+    results = run_dir / RESULTS_FILE
+    if results.exists() and not results.is_file():
+        raise ConfigError(f"cannot write the run's results: {results} exists and is not a file")
 
 
 def check_writable(path: Path, what: str) -> None:

@@ -22,12 +22,12 @@ from omegaconf import DictConfig
 
 from safr_lightning.cli import UserErrorExit, run_cli
 from safr_lightning.config import register_configs, validate
-from safr_lightning.errors import RunDirTaken, RunInterrupted, SAFRError
+from safr_lightning.errors import RunDirTaken, RunInterrupted, SAFRError, Terminated
 from safr_lightning.gpu_slots import job_gpu_slot
 from safr_lightning.paths import CONFIG_DIR
 from safr_lightning.results import run_identity, write_results
 from safr_lightning.resume import finished_results, resolve_resume
-from safr_lightning.rundir import check_writable, hold_run_dir
+from safr_lightning.rundir import check_run_dir, hold_run_dir
 
 log = logging.getLogger("safr_lightning.train")
 
@@ -52,10 +52,13 @@ def _record_failure(
     results: dict[str, Any] = {
         **identity, "status": status, "error": type(exc).__name__, "reason": reason, "run_dir": str(run_dir)
     }  # fmt: skip
-    if detail:
-        (run_dir / "error.txt").write_text(detail)
-        results["error_file"] = "error.txt"
-    write_results(run_dir, results)
+    try:
+        if detail:
+            (run_dir / "error.txt").write_text(detail)
+            results["error_file"] = "error.txt"
+        write_results(run_dir, results)
+    except OSError as exc:  # the failure itself stays the message the user gets
+        log.error("could not record the failure in %s: %s", run_dir, exc)
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any] | None:
@@ -63,7 +66,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        check_writable(run_dir, "the run dir")
+        check_run_dir(run_dir)
     except SAFRError as exc:  # nothing can be recorded there
         if multirun:
             log.error("job failed: %s", exc)
@@ -95,6 +98,11 @@ def _run_held(cfg: DictConfig, run_dir: Path, hydra_cfg: Any, multirun: bool) ->
             return run_training(cfg, run_dir)
     except RunDirTaken:
         raise
+    except (KeyboardInterrupt, Terminated) as stop:  # before the run's own handling (its imports)
+        cause, code = ("Ctrl-C", 130) if isinstance(stop, KeyboardInterrupt) else ("SIGTERM", 143)
+        exc = RunInterrupted(f"interrupted by {cause} while starting; run it again", code)
+        _record_failure(cfg, run_dir, exc, str(exc), status="interrupted")
+        raise UserErrorExit(exc) from None
     except RunInterrupted as exc:
         _record_failure(cfg, run_dir, exc, str(exc), status="interrupted")
         raise UserErrorExit(exc) from exc  # in a multirun too: whoever stopped this job stopped the sweep

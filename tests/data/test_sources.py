@@ -183,3 +183,14 @@ def test_a_validation_fraction_that_leaves_no_training_example_is_one_line(tmp_p
     write(tmp_path, "test", ROWS[:10])
     with pytest.raises(DataError, match=r"dataset.val_size=0.999 cannot split train \(40 examples\)"):
         load_raw_splits(cfg_for(tmp_path, val_size=0.999), str(tmp_path / "c"))
+
+
+def test_a_data_dir_that_is_a_file_and_a_csv_without_rows_are_said_as_such(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(DataError, match=r"data directory .*afile is a file, not a directory"):
+        load_raw_splits(cfg_for(afile), str(tmp_path / "c"))
+    write(tmp_path / "d", "train", ROWS, "csv")
+    (tmp_path / "d" / "test.csv").write_text("text,label\n")
+    with pytest.raises(DataError, match=r"test.csv: it holds no rows"):
+        load_raw_splits(cfg_for(tmp_path / "d"), str(tmp_path / "c"))

@@ -99,8 +99,9 @@ Sources = dict[str, tuple[Dataset, str]]  # split -> (rows, where they came from
 
 def _load_local(directory: Path, cache_dir: str | None, origin: str = "") -> Sources:
     if not directory.is_dir():
+        state = "is a file, not a directory" if directory.exists() else "does not exist"
         raise DataError(
-            f"data directory {directory} does not exist ({origin}); set {DATA_DIR_ENV} "
+            f"data directory {directory} {state} ({origin}); set {DATA_DIR_ENV} "
             "(or dataset.local_dir) to a directory holding <name>/{train,validation,test}.parquet"
         )
     splits: Sources = {}
@@ -170,6 +171,8 @@ def _root_reason(exc: BaseException) -> str:
     while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     text = str(exc).strip()
+    if "corresponds to no data" in text:  # `datasets`' words for a file with a header and no rows
+        return "it holds no rows"
     return (text.splitlines()[0][:300] if text else "") or type(exc).__name__
 
 
