@@ -24,7 +24,7 @@ def blocker(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("env", ["WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_DIR"])
+@pytest.mark.parametrize("env", ["WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_DIR"])
 def test_an_unwritable_wandb_place_is_one_line(env: str, blocker: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.setenv(env, str(blocker / "wandb"))
@@ -34,11 +34,28 @@ def test_an_unwritable_wandb_place_is_one_line(env: str, blocker: Path, tmp_path
     check_wandb_places(OmegaConf.create({"name": "wandb", "mode": "disabled"}), tmp_path / "run")
 
 
-def test_an_unwritable_home_is_one_line(blocker: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for env in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_DIR"):
+def test_wandbs_own_places_follow_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blocker: Path) -> None:
+    """A read-only HOME with XDG dirs elsewhere (common on clusters) is fine, as it is for W&B."""
+    for env in ("WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_DIR"):
         monkeypatch.delenv(env, raising=False)
     monkeypatch.setenv("HOME", str(blocker))
-    with pytest.raises(ConfigError, match=r"set WANDB_CONFIG_DIR to a writable directory, or use logger=csv"):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    check_wandb_places(WANDB, tmp_path / "run")
+
+
+def test_an_unwritable_home_is_one_line(blocker: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for env in (
+        "WANDB_CONFIG_DIR",
+        "WANDB_CACHE_DIR",
+        "WANDB_DATA_DIR",
+        "WANDB_DIR",
+        "XDG_CACHE_HOME",
+        "XDG_DATA_HOME",
+    ):
+        monkeypatch.delenv(env, raising=False)
+    monkeypatch.setenv("HOME", str(blocker))
+    with pytest.raises(ConfigError, match=r"set WANDB_CACHE_DIR to a writable directory, or use logger=csv"):
         check_wandb_places(WANDB, tmp_path / "run")
 
 
@@ -52,8 +69,8 @@ def test_an_empty_wandb_mode_is_read_as_unset(tmp_path: Path, monkeypatch: pytes
 def test_the_cli_refuses_an_unwritable_wandb_dir_before_training(blocker: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = run_train(*TINY, "logger=wandb", "logger.mode=offline", f"hydra.run.dir={run_dir}",
-                     env={"WANDB_CONFIG_DIR": str(blocker / "cfg"), "WANDB_MODE": None})  # fmt: skip
+                     env={"WANDB_CACHE_DIR": str(blocker / "cache"), "WANDB_MODE": None})  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-2000:]
     (line,) = error_lines(proc)
-    assert line.startswith("error: cannot write W&B's files (WANDB_CONFIG_DIR)")
+    assert line.startswith("error: cannot write W&B's files (WANDB_CACHE_DIR)")
     assert not (run_dir / "checkpoints").exists()  # nothing was trained

@@ -30,7 +30,7 @@ from safr_lightning.rundir import (
     fingerprint,
     hold_run_dir,
 )
-from safr_lightning.sweep.jobs import FAILED, OK, collect_jobs
+from safr_lightning.sweep.jobs import MISSING, OK, collect_jobs
 from tests.cli_runs import error_lines, run_train, start_train
 from tests.conftest import CONF, TINY
 from tests.sweep_fixtures import fake_results, write_job, write_multirun
@@ -114,10 +114,15 @@ def test_sweep_relaunched_with_another_config_files_nothing_under_it(tmp_path: P
     assert second.returncode == 0, second.stderr[-2000:]
     assert "finished run trained with optim.lr=0.0001" in second.stdout + second.stderr
     jobs = aggregate(sweep, figures=False).jobs
-    assert [job.status for job in jobs] == [FAILED, FAILED]
-    assert all("other overrides (optim.lr=0.05)" in job.reason for job in jobs)
-    commands = [job.rerun_command() or "" for job in jobs]
+    # The lr=0.05 jobs never ran (each folder holds an lr=1e-4 run): missing, to be run in new folders.
+    asked = [job for job in jobs if job.num is not None]
+    assert [(job.status, job.dir) for job in asked] == [(MISSING, None), (MISSING, None)]
+    commands = [job.rerun_command() or "" for job in asked]
     assert all("_rerun" in c and "ckpt_path=last" not in c and "optim.lr=0.05" in c for c in commands)
+    # The folders' own runs stay filed under the overrides they were trained with.
+    found = [job for job in jobs if job.num is None]
+    assert [job.status for job in found] == [OK, OK]
+    assert all("optim.lr=0.05" not in " ".join(job.overrides) for job in found)
 
 
 # -- one writer -------------------------------------------------------------------------------------
@@ -162,7 +167,7 @@ def test_two_runs_started_into_one_dir_one_stops_at_once(tmp_path: Path) -> None
         assert second.returncode == 2
         assert error_lines(second) == [
             f"error: {run_dir} is in use by another run (pid {first.pid}; {run_dir / LOCK_FILE}); wait for it, "
-            "or give this run its own dir (hydra.run.dir=...)"
+            f"give this run its own dir (hydra.run.dir=...), or, if that run is gone, delete {LOCK_FILE}"
         ]
     finally:
         first.kill()
@@ -321,3 +326,33 @@ def test_sigterm_while_a_run_starts_is_one_line(delay: float, tmp_path: Path) ->
     assert line.startswith("error: interrupted by SIGTERM")
     if (run_dir / "results.json").exists():  # once the run dir is held, the dir says so
         assert json.loads((run_dir / "results.json").read_text())["status"] == "interrupted"
+
+
+def test_a_run_dir_entered_by_hydra_job_chdir_is_not_the_launch_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    monkeypatch.chdir(run_dir)  # hydra.job.chdir=true: the task starts inside its run dir
+    check_run_dir(run_dir, launched_from=tmp_path)
+
+
+@pytest.mark.parametrize("variable", ["RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"])
+def test_only_the_first_process_of_a_distributed_job_holds_the_dir(
+    variable: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))  # rank 0's
+    monkeypatch.setenv(variable, "1")
+    with hold_run_dir(tmp_path):  # rank 1 writes nothing of its own there: no refusal, no lock
+        pass
+    assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
+
+
+def test_a_failure_keeps_the_runs_fingerprint_and_overrides(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = run_train(*TINY, "vmask.tau=1e-45", f"hydra.run.dir={run_dir}")  # NaN at the first step
+    assert proc.returncode == 2
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "failed" and results["error"] == "NonFiniteLossError"
+    assert results["fingerprint"] == fingerprint_of(compose_tiny("vmask.tau=1e-45"))
+    assert "vmask.tau=1e-45" in results["overrides"]

@@ -15,9 +15,15 @@ def _interrupted_while_starting(signum: int, frame: object) -> None:
 
 
 def _is_cli_start() -> bool:
-    """Is this import the start of one of the project's CLIs (``python -m safr_lightning.X``, ``safr-X``)?"""
+    """Is this import the start of one of the project's CLIs (``python -m safr_lightning.X``, ``safr-X``)?
+
+    Not in a worker process (joblib's loky copies the parent's argv): its parent handles signals.
+    """
+    import multiprocessing
+
     first = _sys.argv[0] if _sys.argv else ""
-    return first == "-m" or _os.path.basename(first).startswith("safr-")
+    cli = first == "-m" or _os.path.basename(first).startswith("safr-")
+    return cli and multiprocessing.parent_process() is None
 
 
 # Only for a CLI: a notebook or a test importing the package keeps its own signal handling.

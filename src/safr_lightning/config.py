@@ -523,8 +523,13 @@ def _check_limit(key: str, value: Any, zero_ok: bool) -> None:
 def monitorable(cfg: DictConfig) -> list[str]:
     """The metrics logged at every validation that a checkpoint or early stopping can watch."""
     names = ["val/acc", "val/loss", "val/loss_ce", "val/loss_imp", "val/loss_inter"]
-    if cfg.srs.enabled:
-        names += [f"val/srs@{float(k):g}" for k in cfg.srs.val_ks]
+    if cfg.vmask.beta > 0:
+        names.append("val/loss_info")
+    if cfg.srs.enabled:  # evaluation.srs.flat_metrics of the validation SRS
+        per_k = ("srs", "acc_capacity", "acc_random", "gap", "comprehensiveness", "sufficiency")
+        names += [f"val/{name}@{float(k):g}" for name in per_k for k in cfg.srs.val_ks]
+        names += ["val/aopc_comprehensiveness", "val/aopc_sufficiency"]
+        names += [f"val/capacity_{part}" for part in ("all", "important", "rest")]
     return names
 
 

@@ -166,7 +166,12 @@ def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Any]
 def load_checkpoint_file(path: Path, what: str) -> dict[str, Any]:
     """A Lightning checkpoint written by this project, or one line saying why ``path`` is not one."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        try:  # mapped, not read: the weights are loaded again by whoever asked
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):
+                raise
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # an old-format file
     except Exception as exc:  # truncated, not a torch file, a pickle of something else
         reason = _first_line(exc) or type(exc).__name__
         raise SAFRError(f"{what}={path}: not a readable checkpoint ({reason})") from None
@@ -342,14 +347,18 @@ def _sigterm_outside_fit(stage: _Stage) -> Iterator[None]:
         return
 
     def handler(signum: int, frame: Any) -> None:
-        if stage.name != "training":
+        # In fit, Lightning's handler calls this one after its own and stops at a batch's end; until
+        # it is installed (DDP launch, setup, restoring, wandb.init) and after its teardown, this
+        # handler is the only one, and raises.
+        if stage.name != "training" or signal.getsignal(signal.SIGTERM) is handler:
             raise stage.interrupted("SIGTERM", 143)
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:  # None: a handler installed from C, which Python cannot restore
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, Any]:
@@ -396,6 +405,8 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
     with _interruptible(trainer, run_dir, "training"):
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
     fit_s = time.perf_counter() - start
+    if trainer.received_sigterm:  # noticed by Lightning after its last batch: still a stop
+        raise _interruption(trainer, run_dir, "training", "SIGTERM", 143)
     stage.name = "test"
     if trainer.global_step == 0:
         raise SAFRError(

@@ -41,19 +41,22 @@ def wandb_mode(requested: str | None) -> str:
     return "online" if has_wandb_credentials() else "offline"
 
 
-# Where W&B writes besides the run dir: (environment variable, default under HOME).
-WANDB_DIRS = (
-    ("WANDB_CONFIG_DIR", Path(".config") / "wandb"),
-    ("WANDB_CACHE_DIR", Path(".cache") / "wandb"),
-    ("WANDB_DATA_DIR", Path(".local") / "share" / "wandb"),
-)
+def _wandb_home_dirs() -> list[tuple[str, Path]]:
+    """Where W&B writes besides the run dir: (variable, place), as W&B itself resolves them."""
+    import platformdirs  # a dependency of wandb
+
+    return [
+        ("WANDB_CACHE_DIR", Path(os.environ.get("WANDB_CACHE_DIR") or platformdirs.user_cache_dir("wandb"))),
+        ("WANDB_DATA_DIR", Path(os.environ.get("WANDB_DATA_DIR") or platformdirs.user_data_dir("wandb"))),
+    ]
 
 
 def check_wandb_places(cfg: Any, run_dir: Path) -> None:
     """Before any work: every place W&B will write must be writable (one line, exit 2, otherwise).
 
     An empty ``WANDB_MODE`` (``WANDB_MODE= python ...``) is read as unset, with a warning: W&B
-    itself would stop with a traceback on it.
+    itself would stop with a traceback on it. W&B only reads its config dir (``WANDB_CONFIG_DIR``),
+    so that one is not checked.
     """
     if os.environ.get("WANDB_MODE") == "":
         log.warning("WANDB_MODE is set but empty: treated as unset")
@@ -61,9 +64,7 @@ def check_wandb_places(cfg: Any, run_dir: Path) -> None:
     if cfg.name != "wandb" or wandb_mode(cfg.mode) == "disabled":
         return
     check_writable(Path(os.environ.get("WANDB_DIR") or run_dir), "the W&B run (WANDB_DIR)")
-    home = Path(os.path.expanduser("~"))
-    for env, default in WANDB_DIRS:
-        place = Path(os.environ[env]) if os.environ.get(env) else home / default
+    for env, place in _wandb_home_dirs():
         try:
             check_writable(place, f"W&B's files ({env})")
         except ConfigError as exc:

@@ -70,18 +70,26 @@ def fingerprint(config: dict[str, Any]) -> str:
 
 
 def config_difference(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, Any, Any] | None:
-    """The first fingerprinted key whose value differs, with both values; None if none does."""
+    """The first fingerprinted key whose value differs, with both values; None if none does.
+
+    A key ``old`` lacks is not a difference: it was added to the project after that run, whose
+    behaviour was the key's default.
+    """
     a, b = fingerprinted(old), fingerprinted(new)
-    for key in sorted(set(a) | set(b)):
-        if a.get(key) != b.get(key):
-            return key, a.get(key, "<absent>"), b.get(key, "<absent>")
-    return None
+    for key in sorted(a):
+        if key in b and a[key] != b[key]:
+            return key, a[key], b[key]
+    removed = sorted(set(a) - set(b))
+    return (removed[0], a[removed[0]], "<absent>") if removed else None
 
 
-def _local_rank() -> int:
-    """This process's rank on its node under a distributed launch (Lightning sets ``LOCAL_RANK``)."""
-    value = os.environ.get("LOCAL_RANK", "")
-    return int(value) if value.isdigit() else 0
+# Set by the launchers of a distributed job: Lightning's (LOCAL_RANK, NODE_RANK), torchrun (RANK),
+# SLURM (SLURM_PROCID). Only the job's first process holds the run dir.
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+
+
+def _is_first_process() -> bool:
+    return all(os.environ.get(name, "0") in ("", "0") for name in RANK_VARIABLES)
 
 
 def _start_time(pid: int) -> str | None:
@@ -111,33 +119,44 @@ def _read_lock(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _check_holder(run_dir: Path, path: Path, host: str) -> None:
+    """Raise if ``path``'s holder may still run; remove the lock (with a warning) if it is gone."""
+    holder = _read_lock(path)
+    pid, their_host = holder.get("pid"), holder.get("host")
+    if not isinstance(pid, int):
+        raise RunDirTaken(f"{run_dir} is locked by {path}, which cannot be read; if no run uses the dir, delete it")
+    if their_host != host or _alive(pid, holder.get("started")):
+        where = "" if their_host == host else f" on {their_host}"
+        raise RunDirTaken(
+            f"{run_dir} is in use by another run (pid {pid}{where}; {path}); wait for it, give this run its own "
+            f"dir (hydra.run.dir=...), or, if that run is gone, delete {path.name}"
+        )
+    log.warning("taking over %s: its run (pid %s) is gone", path, pid)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
 @contextlib.contextmanager
 def hold_run_dir(run_dir: Path) -> Iterator[None]:
     """Be the only writer of ``run_dir`` while the block runs (rank 0 of a distributed job only)."""
     key = run_dir.resolve()
-    if key in _held or _local_rank() != 0:
+    if key in _held or not _is_first_process():
         yield
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_FILE
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_time(os.getpid())}
     for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = _read_lock(path)
-            pid, host = holder.get("pid"), holder.get("host")
-            if isinstance(pid, int) and (host != me["host"] or _alive(pid, holder.get("started"))):
-                where = "" if host == me["host"] else f" on {host}"
-                raise RunDirTaken(
-                    f"{run_dir} is in use by another run (pid {pid}{where}; {path}); wait for it, or give "
-                    "this run its own dir (hydra.run.dir=...)"
-                ) from None
-            log.warning("taking over %s: its run (pid %s) is gone", path, pid if pid is not None else "unknown")
-            path.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w") as handle:
+        # Written whole, then linked into place: nobody ever reads a half-written lock.
+        with tempfile.NamedTemporaryFile("w", dir=run_dir, prefix=".lock-", delete=False) as handle:
             json.dump(me, handle)
+        try:
+            os.link(handle.name, path)
+        except FileExistsError:
+            _check_holder(run_dir, path, me["host"])
+            continue
+        finally:
+            os.unlink(handle.name)
         break
     else:  # pragma: no cover - three lost races in a row
         raise RunDirTaken(f"{run_dir}: could not take {path}")
@@ -150,9 +169,13 @@ def hold_run_dir(run_dir: Path) -> Iterator[None]:
             path.unlink(missing_ok=True)
 
 
-def check_run_dir(run_dir: Path) -> None:
-    """A run dir of its own, writable, whose ``results.json`` can be written (one line otherwise)."""
-    if run_dir.resolve() == Path.cwd().resolve():
+def check_run_dir(run_dir: Path, launched_from: Path | None = None) -> None:
+    """A run dir of its own, writable, whose ``results.json`` can be written (one line otherwise).
+
+    ``launched_from``: the directory the command was started in (Hydra's ``runtime.cwd``; the
+    current one by default, which ``hydra.job.chdir=true`` moves into the run dir).
+    """
+    if run_dir.resolve() == (launched_from or Path.cwd()).resolve():
         raise ConfigError(
             f"invalid config: hydra.run.dir={str(run_dir)!r} is the working directory; a run needs a dir of its "
             "own (leave hydra.run.dir unset for a new one)"

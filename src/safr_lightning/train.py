@@ -9,6 +9,7 @@ half a second, not ten.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import traceback
@@ -20,12 +21,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from safr_lightning.cli import UserErrorExit, run_cli
+from safr_lightning.cli import UserErrorExit, run_cli, take_signals
 from safr_lightning.config import register_configs, validate
 from safr_lightning.errors import RunDirTaken, RunInterrupted, SAFRError, Terminated
 from safr_lightning.gpu_slots import job_gpu_slot
 from safr_lightning.paths import CONFIG_DIR
-from safr_lightning.results import run_identity, write_results
+from safr_lightning.results import RESULTS_FILE, run_identity, write_results
 from safr_lightning.resume import finished_results, resolve_resume
 from safr_lightning.rundir import check_run_dir, hold_run_dir
 
@@ -49,8 +50,10 @@ def _record_failure(
         identity = run_identity(cfg)
     except Exception:  # a config too broken to describe still gets its failure recorded
         identity = {}
+    # Over the run's own "running" record: its fingerprint and overrides still say what the dir holds.
+    started = _running_record(run_dir)
     results: dict[str, Any] = {
-        **identity, "status": status, "error": type(exc).__name__, "reason": reason, "run_dir": str(run_dir)
+        **started, **identity, "status": status, "error": type(exc).__name__, "reason": reason, "run_dir": str(run_dir)
     }  # fmt: skip
     try:
         if detail:
@@ -61,12 +64,23 @@ def _record_failure(
         log.error("could not record the failure in %s: %s", run_dir, exc)
 
 
+def _running_record(run_dir: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((run_dir / RESULTS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict) or record.get("status") != "running":
+        return {}
+    return {k: record[k] for k in ("fingerprint", "overrides") if k in record}
+
+
 def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    take_signals()  # idempotent; a joblib/submitit worker never passed through run_cli
     try:
-        check_run_dir(run_dir)
+        check_run_dir(run_dir, launched_from=Path(hydra_cfg.runtime.cwd))
     except SAFRError as exc:  # nothing can be recorded there
         if multirun:
             log.error("job failed: %s", exc)

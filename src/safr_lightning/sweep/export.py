@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safr_lightning.cli import take_signals
 from safr_lightning.errors import SAFRError
 from safr_lightning.fidelity import GROUPS, mode_of, short_label
 from safr_lightning.results import RESULTS_FILE, machine_info
@@ -444,6 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     parser.add_argument("--readme", type=Path, help="re-render this README's results blocks from --out")
     args = parser.parse_args(argv)
+    take_signals()
     try:
         if args.name:
             missing = [str(d) for d in args.sweep_dirs if not d.is_dir()]

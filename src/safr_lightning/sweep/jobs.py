@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 
 from safr_lightning.fidelity import shared_keys
 from safr_lightning.results import RESULTS_FILE
+from safr_lightning.rundir import NEUTRAL_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,9 @@ IDENTITY_KEYS = frozenset(
 # (a key only one preset sets, e.g. dataset.strip_html_breaks, stays a variant).
 FIDELITY_KEYS = frozenset({"fidelity", *shared_keys()})
 
-# Overrides that change neither training nor metrics: a job re-run with them (resumed from its last
-# checkpoint, without a progress bar, logging elsewhere) still fills the cell it was asked for.
-NEUTRAL_KEYS = ("ckpt_path", "trainer.enable_progress_bar", "logger", "callbacks.figures")
+# Overrides that change neither training nor metrics (rundir.NEUTRAL_KEYS, the keys the config
+# fingerprint leaves out): a job re-run with them (resumed from its last checkpoint, without a
+# progress bar, logging elsewhere) still fills the cell it was asked for.
 
 OK, FAILED, MISSING = "ok", "failed", "missing"
 # Failures that a re-run with the same seed would repeat.
@@ -70,7 +71,6 @@ class Job:
     dataset: str | None
     variant: tuple[str, ...] = ()
     sweep_root: Path | None = None  # the multirun folder that asked for this job
-    stale: bool = False  # its folder holds another config's finished run
 
     def label(self, root: Path) -> str:
         if self.dir is not None:
@@ -90,9 +90,7 @@ class Job:
             return None
         if self.status == FAILED and (self.results or {}).get("error") in DETERMINISTIC_FAILURES:
             return None
-        # A folder holding another config's run is that run's: this job gets a folder of its own.
-        own = self.dir is not None and not self.stale
-        run_dir = (self.dir if own else self.sweep_root / f"{self.num}_rerun").resolve()  # type: ignore[operator]
+        run_dir = (self.dir if self.dir is not None else self.sweep_root / f"{self.num}_rerun").resolve()
         path = str(run_dir) if _PLAIN_PATH.fullmatch(str(run_dir)) else f"'{run_dir}'"  # quoted for Hydra
         if (run_dir / "checkpoints" / "last.ckpt").is_file():
             where = f"ckpt_path={path}"
@@ -200,30 +198,9 @@ def _job_from_dir(run_dir: Path, num: int | None, overrides: tuple[str, ...], da
         status = MISSING
         said = f"results.json says status={results.get('status')!r} (killed, or still running)"
         reason = str(results.get("reason") or said)
-    stale = _stale(results, overrides)
-    if stale:
-        status, reason = FAILED, stale
     if results is not None and results.get("dataset"):
         dataset = str(results["dataset"])
-    return Job(num, overrides, run_dir, results, status, reason, dataset, stale=bool(stale))
-
-
-def _stale(results: dict[str, Any] | None, overrides: tuple[str, ...]) -> str:
-    """Why ``results`` are not this job's: they record other overrides than the folder's launch."""
-    recorded = (results or {}).get("overrides")
-    if not isinstance(recorded, list) or not overrides:
-        return ""  # written before runs recorded their overrides, or a folder without .hydra
-    try:
-        ran, asked = cell_overrides([str(o) for o in recorded]), cell_overrides(overrides)
-    except Exception:  # an override this Hydra cannot parse: cannot be compared, so not filed
-        return "results.json records overrides that cannot be read"
-    if ran == asked:
-        return ""
-    differ = sorted(set(ran) ^ set(asked))
-    return (
-        f"results.json is of a run with other overrides ({', '.join(differ)}); this job's config has not "
-        "run in this folder"
-    )
+    return Job(num, overrides, run_dir, results, status, reason, dataset)
 
 
 def _sweep_roots(sweep_dir: Path) -> list[Path]:
@@ -231,6 +208,19 @@ def _sweep_roots(sweep_dir: Path) -> list[Path]:
 
 
 def _job_overrides(run_dir: Path) -> tuple[str, ...]:
+    """The overrides the folder's run was trained with: results.json's own record, else ``.hydra``'s.
+
+    Hydra rewrites ``.hydra/overrides.yaml`` at every launch into the folder, also one that was then
+    refused (the folder held another config's finished run): the results' record is what ran.
+    """
+    results, _ = _read_results(run_dir)
+    recorded = (results or {}).get("overrides")
+    if isinstance(recorded, list) and all(isinstance(o, str) for o in recorded):
+        try:
+            cell_overrides(recorded)
+            return tuple(recorded)
+        except Exception:  # an override this Hydra cannot parse: fall back to the folder's record
+            pass
     path = run_dir / OVERRIDES_FILE
     if not path.is_file():
         return ()
