@@ -89,10 +89,39 @@ def run_name(cfg: DictConfig) -> str:
 
 def run_tags(cfg: DictConfig) -> list[str]:
     lam = cfg["lambda"]
-    return [
+    tags = [
         cfg.dataset.name, cfg.model.name, f"imp={lam.imp:g}", f"inter={lam.inter:g}", f"seed={cfg.seed}",
         f"fidelity={fidelity_label(cfg)}",
     ]  # fmt: skip
+    debug = _hydra_choice("debug")
+    if debug:  # a smoke run must never be read as a result
+        tags += ["debug", f"debug={debug}"]
+    return tags
+
+
+def _hydra_choice(group: str) -> str | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    choice = HydraConfig.get().runtime.choices.get(group)
+    return None if choice in (None, "null") else str(choice)
+
+
+def sweep_group(cfg: DictConfig) -> str | None:
+    """The W&B group of a multirun job: one per sweep *launch* (``paper-2025-06-01-12-00-00-123456``).
+
+    The sweep's folder name carries its launch time, so two launches of ``+sweep=paper`` never share
+    a group. None for a single run.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    sweep_dir = Path(HydraConfig.get().sweep.dir)
+    launch = "-".join([sweep_dir.parent.name, sweep_dir.name.split("-p")[0]])
+    return f"{cfg.sweep_name}-{launch}"
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> tuple[list[Callback], ModelCheckpoint, ThroughputMonitor]:
@@ -396,6 +425,8 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
         run_name(cfg),
         OmegaConf.to_container(cfg, resolve=True),
         run_tags(cfg),  # type: ignore[arg-type]
+        group=sweep_group(cfg),
+        summary_max=("val/acc", *(f"val/srs@{float(k):g}" for k in cfg.srs.val_ks)),
     )
     trainer = build_trainer(cfg, callbacks, loggers, run_dir)
 

@@ -7,6 +7,7 @@ directory and says how to upload it. Nothing is sent anywhere else.
 
 from __future__ import annotations
 
+import json
 import logging
 import netrc
 import os
@@ -16,9 +17,12 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
 from safr_lightning.errors import ConfigError
+from safr_lightning.results import RESULTS_FILE
 from safr_lightning.rundir import check_writable
 
 log = logging.getLogger(__name__)
+
+LOG_FILE = "train.log"  # Hydra's job log in the run dir (conf/train.yaml: task_name=train)
 
 
 def has_wandb_credentials() -> bool:
@@ -71,8 +75,21 @@ def check_wandb_places(cfg: Any, run_dir: Path) -> None:
             raise ConfigError(f"{exc}; set {env} to a writable directory, or use logger=csv") from None
 
 
-def build_loggers(cfg: Any, run_dir: Path, run_name: str, config: dict[str, Any], tags: list[str]) -> list[Logger]:
-    """Loggers for ``cfg.logger.name``; ``config`` is the resolved run config sent to W&B."""
+def build_loggers(
+    cfg: Any,
+    run_dir: Path,
+    run_name: str,
+    config: dict[str, Any],
+    tags: list[str],
+    group: str | None = None,
+    summary_max: tuple[str, ...] = ("val/acc",),
+) -> list[Logger]:
+    """Loggers for ``cfg.logger.name``; ``config`` is the resolved run config sent to W&B.
+
+    W&B: ``group`` (``logger.group`` wins) and ``job_type=train``; per-epoch metrics are plotted
+    against ``epoch``, and the summary of each of ``summary_max`` is its best (max) value, the one the
+    checkpoint that was tested had, not the last epoch's.
+    """
     name = cfg.name
     if name == "none":
         return []
@@ -85,7 +102,8 @@ def build_loggers(cfg: Any, run_dir: Path, run_name: str, config: dict[str, Any]
     logger = WandbLogger(
         project=cfg.project,
         entity=cfg.entity,
-        group=cfg.group,
+        group=cfg.group or group,
+        job_type="train",
         name=run_name,
         tags=sorted(set(tags) | set(cfg.tags)),
         save_dir=str(run_dir),
@@ -93,11 +111,30 @@ def build_loggers(cfg: Any, run_dir: Path, run_name: str, config: dict[str, Any]
         log_model=cfg.log_model,
         config=config,
     )
+    define_metrics(logger.experiment, summary_max)
     return [logger]
 
 
+def define_metrics(run: Any, summary_max: tuple[str, ...]) -> None:
+    """An ``epoch`` axis for everything logged per epoch, and best-value summaries."""
+    if not hasattr(run, "define_metric"):  # a disabled run
+        return
+    run.define_metric("epoch")
+    per_epoch = ["val/*", "perf/*", "train/acc"]  # W&B takes globs only as a suffix
+    per_epoch += [f"train/{term}_epoch" for term in ("loss", "loss_ce", "loss_imp", "loss_inter", "loss_info")]
+    for pattern in per_epoch:
+        run.define_metric(pattern, step_metric="epoch")
+    for key in summary_max:
+        run.define_metric(key, step_metric="epoch", summary="max")
+
+
 def finish_wandb(run_dir: Path | None = None) -> None:
-    """End the W&B run of this job (so multirun jobs never share one) and say how to upload it."""
+    """End the W&B run of this job with the run's outcome, and say how to upload it.
+
+    ``results.json`` and ``train.log`` are saved to the W&B run; its summary gets ``status`` (and
+    ``reason`` when the run did not finish), and its exit code is 0 only for ``status: ok``
+    (1 for a failure, 130/143 for Ctrl-C/SIGTERM), so W&B shows a failed or stopped run as such.
+    """
     try:
         import wandb
     except ImportError:  # pragma: no cover - wandb is a dependency
@@ -107,9 +144,30 @@ def finish_wandb(run_dir: Path | None = None) -> None:
         return
     offline = bool(getattr(run.settings, "_offline", False)) or run.settings.mode == "offline"
     try:
-        wandb.finish()
+        exit_code = _record_outcome(run, run_dir) if run_dir is not None else 0
+        wandb.finish(exit_code=exit_code)
     except Exception as exc:  # the run's own files are written already: W&B's failure is only W&B's
         log.warning("W&B could not finish its run (%s); results.json and the checkpoints are complete", exc)
         return
     if offline and run_dir is not None:
         log.info("W&B offline run saved; upload it with: wandb sync %s", run_dir / "wandb" / "offline-run-*")
+
+
+def _record_outcome(run: Any, run_dir: Path) -> int:
+    """Put the run's status (and reason) into the W&B summary, save its files; the exit code to report."""
+    try:
+        results = json.loads((run_dir / RESULTS_FILE).read_text())
+    except (OSError, ValueError):
+        results = {}
+    status = str(results.get("status", "unknown")) if isinstance(results, dict) else "unknown"
+    run.summary["status"] = status
+    if status != "ok":
+        run.summary["reason"] = str(results.get("reason", "the run ended without writing results.json"))
+    for name in (RESULTS_FILE, LOG_FILE):
+        if (run_dir / name).is_file():
+            run.save(str(run_dir / name), base_path=str(run_dir), policy="now")
+    if status == "ok":
+        return 0
+    if status == "interrupted":
+        return 143 if "SIGTERM" in str(results.get("reason", "")) else 130
+    return 1
