@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -117,3 +118,19 @@ def test_wandb_gets_the_srs_curve_as_a_table(monkeypatch: pytest.MonkeyPatch, tm
         [10.0, 0.7, 0.8, 10.0, 10.0, 0.1, 0.05],
         [30.0, 0.6, 0.75, 20.0, 15.0, 0.2, 0.04],
     ]
+
+
+def test_under_bf16_the_stored_srs_is_the_stored_accuracies_difference(tmp_path: Path) -> None:
+    """The test loop autocasts to bf16; acc and every acc_capacity@k must come from one forward precision."""
+    from tests.cli_runs import run_train
+    from tests.conftest import TINY
+
+    run_dir = tmp_path / "run"
+    proc = run_train(
+        *TINY, "trainer.precision=bf16-mixed", "trainer.limit_test_batches=null", f"hydra.run.dir={run_dir}"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    test = json.loads((run_dir / "results.json").read_text())["test"]
+    assert test["acc_precision"] == "32-true"
+    for k, srs in test["srs"].items():
+        assert srs == pytest.approx(100 * (test["acc"] - test["acc_capacity"][k]), abs=1e-9)

@@ -57,6 +57,7 @@ class SRSCallback(Callback):
         self.test_result: dict[str, Any] | None = None
         self.test_seconds: float | None = None
         self.logged_test_keys: set[str] = set()
+        self.test_precision = "32-true"
 
     # -- validation -------------------------------------------------------------------------
 
@@ -109,6 +110,9 @@ class SRSCallback(Callback):
             def reduce(t: torch.Tensor) -> torch.Tensor:
                 return trainer.strategy.reduce(t, reduce_op="sum")
 
+        # Mixed precision autocasts only the loop's steps; this hook runs in the weights' own dtype.
+        precision = str(trainer.precision)
+        self.test_precision = "32-true" if "mixed" in precision else precision
         start = time.perf_counter()
         self.test_result = evaluate_srs(pl_module.model, batches, self.settings, reduce=reduce)
         self.test_seconds = time.perf_counter() - start
@@ -129,11 +133,21 @@ class SRSCallback(Callback):
                     log.warning("W&B could not log test/srs_curve (%s); results.json has the curve", exc)
 
     def merge_test_results(self, test: dict[str, Any]) -> dict[str, Any]:
-        """results.json's ``test`` block: the test loop's metrics (flat SRS names dropped) + the SRS block."""
+        """results.json's ``test`` block: the test loop's metrics (flat SRS names dropped) + the SRS block.
+
+        ``acc`` is the SRS evaluation's Acc_S, from the same full-precision forward as every
+        ``acc_capacity@k``/``acc_random@k`` (the SRS runs outside the loop's autocast), so
+        ``srs = 100 · (acc − acc_capacity)`` holds for the stored numbers under any
+        ``trainer.precision``. Where the test loop's own accuracy differs (bf16 autocast), it is
+        kept as ``acc_test_loop``.
+        """
         if self.test_result is None:
             return test
         merged = {k: v for k, v in test.items() if f"test/{k}" not in self.logged_test_keys}
-        acc = merged.get("acc")
-        if acc is not None and abs(acc - (self.test_result["acc"] or 0.0)) > 1e-6:
-            log.warning("test/acc %.6f differs from the SRS evaluation's Acc_S %.6f", acc, self.test_result["acc"])
-        return {**self.test_result, **merged}
+        loop_acc = merged.pop("acc", None)
+        block = {**merged, **self.test_result, "acc_precision": self.test_precision}
+        if loop_acc is not None and abs(loop_acc - (self.test_result["acc"] or 0.0)) > 1e-6:
+            block["acc_test_loop"] = loop_acc
+            log.info("test/acc %.6f (test loop) vs Acc_S %.6f (full precision, stored as acc)", loop_acc,
+                     self.test_result["acc"])  # fmt: skip
+        return block
