@@ -297,7 +297,16 @@ def test_resume_after_a_change_of_local_dir_uses_the_checkpoints_vocabulary(tmp_
         resumed = compose("train", overrides=[*local, f"dataset.local_dir={tmp_path / 'B'}", "ckpt_path=last",
                                               "trainer.max_epochs=2"])  # fmt: skip
     run_dir = tmp_path / "run"
-    run_training(first, run_dir)
+    finished = run_training(first, run_dir)
+    assert set(finished["data"]) == {"train", "test"}  # what it was trained on, by content
+    # Finished: reused from a copy of the same files elsewhere, refused for other files.
+    shutil.copytree(tmp_path / "A", tmp_path / "A-copy")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        same = compose("train", overrides=[*local, f"dataset.local_dir={tmp_path / 'A-copy'}", "ckpt_path=last"])
+        other = compose("train", overrides=[*local, f"dataset.local_dir={tmp_path / 'B'}", "ckpt_path=last"])
+    assert run_training(same, run_dir) == finished
+    with pytest.raises(RunDirTaken, match=r"trained on other data files \(test, train differ"):
+        run_training(other, run_dir)
     (run_dir / "results.json").unlink()  # as if killed before the end
     results = run_training(resumed, run_dir)
     assert results["status"] == "ok" and results["resumed_from"]["global_step"] > 0

@@ -29,6 +29,7 @@ from safr_lightning.allocator import keep_freed_memory
 from safr_lightning.callbacks import AllocationFigures, EpochLog, SRSCallback, ThroughputMonitor
 from safr_lightning.config import validate
 from safr_lightning.data.datamodule import SAFRDataModule
+from safr_lightning.data.sources import data_fingerprint
 from safr_lightning.data.tokenizer import tokenizer_from_json
 from safr_lightning.errors import ConfigError, RunDirTaken, RunInterrupted, SAFRError
 from safr_lightning.evaluation.srs import SRSSettings
@@ -295,8 +296,18 @@ def _last_checkpoint(run_dir: Path) -> str | None:
     return str(path) if path.is_file() else None
 
 
-def _check_finished(finished: dict[str, Any], config: dict[str, Any], run_dir: Path) -> None:
-    """A finished run in ``run_dir`` is reused (or retrained) only by the config that made it."""
+def _check_finished(
+    finished: dict[str, Any], config: dict[str, Any], run_dir: Path, data: dict[str, str] | None
+) -> None:
+    """A finished run in ``run_dir`` is reused (or retrained) only by the config and data that made it."""
+    trained_on = finished.get("data")
+    if isinstance(trained_on, dict) and data is not None:
+        changed = sorted(split for split in set(trained_on) | set(data) if trained_on.get(split) != data.get(split))
+        if changed:
+            raise RunDirTaken(
+                f"{run_dir} holds a finished run trained on other data files ({', '.join(changed)} differ: "
+                "another dataset.local_dir's content); nothing was changed there: give this run its own dir"
+            )
     saved = run_dir / SAVED_CONFIG
     old: dict[str, Any] | None = None
     if saved.is_file():
@@ -394,9 +405,10 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
     resume = resolve_resume(cfg.ckpt_path, run_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
+    data = data_fingerprint(cfg.dataset)
     finished = finished_results(run_dir)
     if finished is not None:
-        _check_finished(finished, config, run_dir)
+        _check_finished(finished, config, run_dir, data)
         if resume is not None:
             # A sweep re-launched with ckpt_path=last must not retrain (or overwrite) finished jobs.
             log.warning("%s already finished with this config (results.json status ok); nothing to resume", run_dir)
@@ -409,7 +421,7 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
     # previous run's "ok" beside its own checkpoints.
     results: dict[str, Any] = {
         **run_identity(cfg), "status": "running", "fingerprint": fingerprint(config),
-        "overrides": _task_overrides(), "run_dir": str(run_dir),
+        "overrides": _task_overrides(), "data": data, "run_dir": str(run_dir),
     }  # fmt: skip
     write_results(run_dir, results)
 

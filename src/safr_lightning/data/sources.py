@@ -9,6 +9,7 @@ and empty texts are dropped (with a count in the log). Whatever is wrong is rais
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -63,6 +64,26 @@ def find_split_file(directory: Path, split: str) -> Path | None:
             f"{directory} holds several files for split '{split}' ({', '.join(p.name for p in found)}); keep one"
         )
     return found[0] if found else None
+
+
+def data_fingerprint(cfg: Any) -> dict[str, str] | None:
+    """``{split: sha256 of its file}`` for data read from local files; None for the hub and synthetic.
+
+    What a run was trained and tested on, whatever directory the files sit in (``dataset.local_dir``
+    may change between a run and its resume).
+    """
+    if cfg.name == "synthetic":
+        return None
+    directory = local_dir_for(cfg)
+    if directory is None or not directory.is_dir():
+        return None
+    digests = {}
+    for split in SPLITS:
+        path = find_split_file(directory, split)
+        if path is not None:
+            with path.open("rb") as handle:
+                digests[split] = hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+    return digests
 
 
 def load_raw_splits(cfg: Any, cache_dir: str | None = None) -> DatasetDict:
