@@ -38,7 +38,14 @@ from safr_lightning.loggers import build_loggers, check_wandb_places
 from safr_lightning.module import SAFRModule
 from safr_lightning.results import machine_info, run_identity, write_results
 from safr_lightning.resume import CHECKPOINT_DIR, LAST, check_same_config, finished_results, resolve_resume
-from safr_lightning.rundir import SAVED_CONFIG, check_run_dir, config_difference, fingerprint, hold_run_dir
+from safr_lightning.rundir import (
+    SAVED_CONFIG,
+    check_run_dir,
+    config_difference,
+    fingerprint,
+    hold_run_dir,
+    is_first_process,
+)
 
 log = logging.getLogger(__name__)
 
@@ -414,8 +421,11 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
             log.warning("%s already finished with this config (results.json status ok); nothing to resume", run_dir)
             return finished
     resumed, tokenizer_json = _check_resume(cfg, resume, run_dir) if resume is not None else (None, None)
+    # Under DDP every process runs this function; only the first one writes the run dir's files.
+    writer = is_first_process()
     run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / SAVED_CONFIG, resolve=True)
+    if writer:
+        OmegaConf.save(cfg, run_dir / SAVED_CONFIG, resolve=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     # From the first moment the dir says what it holds: a run killed at any point never leaves a
     # previous run's "ok" beside its own checkpoints.
@@ -423,7 +433,8 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
         **run_identity(cfg), "status": "running", "fingerprint": fingerprint(config),
         "overrides": _task_overrides(), "data": data, "run_dir": str(run_dir),
     }  # fmt: skip
-    write_results(run_dir, results)
+    if writer:
+        write_results(run_dir, results)
 
     datamodule = build_datamodule(cfg, tokenizer_from_json(tokenizer_json) if tokenizer_json else None)
     datamodule.setup("fit")
@@ -485,7 +496,8 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
     if resumed:
         results["resumed_from"] = resumed
     results["status"] = "ok"
-    write_results(run_dir, results)
+    if writer:
+        write_results(run_dir, results)
     log.info(
         "val/acc %.4f  test/acc %s  (%s)", float("nan") if results["val"]["acc"] is None else results["val"]["acc"],
         f"{results['test']['acc']:.4f}" if "test" in results else "-", run_dir,

@@ -194,13 +194,14 @@ class SAFRModule(L.LightningModule):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         terms, logits = self._shared_step(batch)
         batch_size = len(batch["labels"])
-        self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=batch_size)
+        # sync_dist: under DDP the mean over every process's batches (a no-op in one process).
+        self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=batch_size, sync_dist=True)
         self.val_acc(logits, batch["labels"])
         self.log("val/acc", self.val_acc, prog_bar=True, batch_size=batch_size)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         terms, logits = self._shared_step(batch)
         batch_size = len(batch["labels"])
-        self.log_dict({f"test/{k}": v for k, v in terms.items()}, batch_size=batch_size)
+        self.log_dict({f"test/{k}": v for k, v in terms.items()}, batch_size=batch_size, sync_dist=True)
         self.test_acc(logits, batch["labels"])
         self.log("test/acc", self.test_acc, batch_size=batch_size)

@@ -88,7 +88,8 @@ def config_difference(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, An
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
 
 
-def _is_first_process() -> bool:
+def is_first_process() -> bool:
+    """Is this the job's first process (or the only one)? It alone writes the run dir's files."""
     return all(os.environ.get(name, "0") in ("", "0") for name in RANK_VARIABLES)
 
 
@@ -140,7 +141,7 @@ def _check_holder(run_dir: Path, path: Path, host: str) -> None:
 def hold_run_dir(run_dir: Path) -> Iterator[None]:
     """Be the only writer of ``run_dir`` while the block runs (rank 0 of a distributed job only)."""
     key = run_dir.resolve()
-    if key in _held or not _is_first_process():
+    if key in _held or not is_first_process():
         yield
         return
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -19,16 +19,16 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from safr_lightning.cli import UserErrorExit, run_cli, take_signals
 from safr_lightning.config import register_configs, validate
-from safr_lightning.errors import RunDirTaken, RunInterrupted, SAFRError, Terminated
+from safr_lightning.errors import ConfigError, RunDirTaken, RunInterrupted, SAFRError, Terminated
 from safr_lightning.gpu_slots import job_gpu_slot
 from safr_lightning.paths import CONFIG_DIR
 from safr_lightning.results import RESULTS_FILE, run_identity, write_results
 from safr_lightning.resume import finished_results, resolve_resume
-from safr_lightning.rundir import check_run_dir, hold_run_dir
+from safr_lightning.rundir import check_run_dir, hold_run_dir, is_first_process
 
 log = logging.getLogger("safr_lightning.train")
 
@@ -43,6 +43,8 @@ def _record_failure(
     detail: str | None = None,
     status: str = "failed",
 ) -> None:
+    if not is_first_process():  # under DDP the first process alone writes the run dir's files
+        return
     if finished_results(run_dir) is not None:
         log.error("not recording this failure over the finished run in %s: %s", run_dir, reason)
         return  # a failed attempt to resume a finished run must not erase its results
@@ -62,6 +64,21 @@ def _record_failure(
         write_results(run_dir, results)
     except OSError as exc:  # the failure itself stays the message the user gets
         log.error("could not record the failure in %s: %s", run_dir, exc)
+
+
+def _distributed(cfg: DictConfig) -> bool:
+    """Does the trainer start more than one process (DDP and friends)?"""
+    devices = cfg.trainer.devices
+    if OmegaConf.is_list(devices):
+        count: int | None = len(devices)
+    elif isinstance(devices, int):
+        count = devices if devices > 0 else None  # -1: every device
+    else:
+        text = str(devices)
+        count = None if text in ("auto", "-1") else len([d for d in text.split(",") if d.strip()])
+    if count is not None:
+        return count > 1
+    return "ddp" in str(cfg.trainer.strategy)
 
 
 def _running_record(run_dir: Path) -> dict[str, Any]:
@@ -106,6 +123,12 @@ def _run_held(cfg: DictConfig, run_dir: Path, hydra_cfg: Any, multirun: bool) ->
     try:
         validate(cfg)
         resolve_resume(cfg.ckpt_path, run_dir)
+        if multirun and _distributed(cfg):
+            raise ConfigError(
+                f"invalid config: trainer.strategy={cfg.trainer.strategy} with trainer.devices={cfg.trainer.devices} "
+                "inside -m: Lightning starts each extra process with the whole command line, so the sweep would "
+                "run again; sweep with hydra/launcher=joblib (trainer=gpu, one GPU per job) or SLURM, one task per GPU"
+            )
         from safr_lightning.experiment import run_training  # torch, Lightning: only for a valid config
 
         with job_gpu_slot(cfg, hydra_cfg):  # one GPU per job in a joblib sweep on a multi-GPU box

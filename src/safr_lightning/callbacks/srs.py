@@ -39,6 +39,16 @@ def _first_count(counts: Any) -> float:
     return float(counts)
 
 
+def _limit_of(trainer: L.Trainer, loader: Any) -> float:
+    """``trainer.limit_test_batches`` applied to the whole (unsharded) test loader, as one process would."""
+    limit = trainer.limit_test_batches
+    if limit is None or (isinstance(limit, float) and limit >= 1.0):
+        return math.inf
+    if isinstance(limit, int):
+        return float(limit)
+    return float(int(limit * len(loader)))
+
+
 class SRSCallback(Callback):
     """Runs :func:`~safr_lightning.evaluation.srs.evaluate_srs` at validation end and after test."""
 
@@ -58,6 +68,7 @@ class SRSCallback(Callback):
         self.test_seconds: float | None = None
         self.logged_test_keys: set[str] = set()
         self.test_precision = "32-true"
+        self.world_size = 1
 
     # -- validation -------------------------------------------------------------------------
 
@@ -90,37 +101,47 @@ class SRSCallback(Callback):
             return
         if (trainer.current_epoch + 1) % self.val_every_n_epochs:
             return
-        batches = self._val_batches(trainer)
+        batches = self._val_batches(trainer)  # the same seeded subset in every process
         if batches is None:
             return
-        self.val_result = evaluate_srs(pl_module.model, batches, self.val_settings)
+        # Once, by the first process; the others get its result (the same numbers on every rank).
+        result = evaluate_srs(pl_module.model, batches, self.val_settings) if trainer.is_global_zero else None
+        self.val_result = trainer.strategy.broadcast(result, src=0) if trainer.world_size > 1 else result
+        assert self.val_result is not None
         pl_module.log_dict(flat_metrics(self.val_result, "val"))
 
     # -- test -------------------------------------------------------------------------------
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        loader = _first_loader(trainer.test_dataloaders)
+        loader = self._test_loader(trainer)
         if loader is None:
             return
-        limit = _first_count(trainer.num_test_batches)
+        limit = _first_count(trainer.num_test_batches) if trainer.world_size == 1 else _limit_of(trainer, loader)
         batches = loader if not math.isfinite(limit) else itertools.islice(loader, int(limit))
-        reduce = None
-        if trainer.world_size > 1:  # each process saw its shard of the test set: add up the sums
-
-            def reduce(t: torch.Tensor) -> torch.Tensor:
-                return trainer.strategy.reduce(t, reduce_op="sum")
-
         # Mixed precision autocasts only the loop's steps; this hook runs in the weights' own dtype.
         precision = str(trainer.precision)
         self.test_precision = "32-true" if "mixed" in precision else precision
+        self.world_size = trainer.world_size
         start = time.perf_counter()
-        self.test_result = evaluate_srs(pl_module.model, batches, self.settings, reduce=reduce)
+        # Under DDP the loop's loaders are padded with repeated texts to equal shards; the SRS (and
+        # the accuracy results.json stores) covers each text of the split once: the first process
+        # evaluates the whole split, the others receive its result.
+        result = evaluate_srs(pl_module.model, batches, self.settings) if trainer.is_global_zero else None
+        self.test_result = trainer.strategy.broadcast(result, src=0) if trainer.world_size > 1 else result
         self.test_seconds = time.perf_counter() - start
         metrics = flat_metrics(self.test_result, "test")
         metrics.pop("test/acc", None)  # the test loop's own test/acc is the same number
         self.logged_test_keys = set(metrics)
         pl_module.log_dict(metrics)
         self._log_curve(trainer, self.test_result)
+
+    @staticmethod
+    def _test_loader(trainer: L.Trainer) -> Any:
+        """The test split's loader: unsharded under DDP (the datamodule's own), else the loop's."""
+        datamodule = getattr(trainer, "datamodule", None)
+        if trainer.world_size > 1 and datamodule is not None and hasattr(datamodule, "loader"):
+            return datamodule.loader("test")
+        return _first_loader(trainer.test_dataloaders)
 
     @staticmethod
     def _log_curve(trainer: L.Trainer, result: dict[str, Any]) -> None:
@@ -146,7 +167,8 @@ class SRSCallback(Callback):
         merged = {k: v for k, v in test.items() if f"test/{k}" not in self.logged_test_keys}
         loop_acc = merged.pop("acc", None)
         block = {**merged, **self.test_result, "acc_precision": self.test_precision}
-        if loop_acc is not None and abs(loop_acc - (self.test_result["acc"] or 0.0)) > 1e-6:
+        # Under DDP the loop's accuracy counts the padding's repeated texts: not worth keeping.
+        if self.world_size == 1 and loop_acc is not None and abs(loop_acc - (self.test_result["acc"] or 0.0)) > 1e-6:
             block["acc_test_loop"] = loop_acc
             log.info("test/acc %.6f (test loop) vs Acc_S %.6f (full precision, stored as acc)", loop_acc,
                      self.test_result["acc"])  # fmt: skip

@@ -50,6 +50,10 @@ class ThroughputMonitor(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seconds = max(time.perf_counter() - self._start - self._val_s, 1e-9)
+        if trainer.world_size > 1:  # the whole job's samples: every process trained on its own shard
+            counts = torch.tensor([self._samples, int(self._tokens)], dtype=torch.float64, device=pl_module.device)
+            counts = trainer.strategy.reduce(counts, reduce_op="sum")
+            self._samples, self._tokens = int(counts[0]), int(counts[1])
         tokens = int(self._tokens)
         record = {
             "epoch": trainer.current_epoch,
