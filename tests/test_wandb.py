@@ -24,8 +24,31 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
+def test_evaluate_logs_a_run_of_job_type_evaluate_in_the_training_runs_group(finished: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, SUBPROCESS_ENV
+
+    before = set(finished.glob("wandb/offline-run-*"))
+    env = {**os.environ, **SUBPROCESS_ENV, "WANDB_SILENT": "true"}
+    env.pop("WANDB_MODE")
+    out = tmp_path / "e.json"
+    proc = subprocess.run([sys.executable, "-m", "safr_lightning.evaluate", f"ckpt_path={finished}", f"output={out}"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (new,) = set(finished.glob("wandb/offline-run-*")) - before
+    trained = json.loads((finished / "results.json").read_text())["wandb"]
+    run = offline_run(finished, new.name)
+    assert run.job_type == "evaluate" and run.group == (trained["group"] or "") and run.exit_code == 0
+    evaluation = json.loads(out.read_text())
+    assert run.summary["test/srs@30"] == pytest.approx(evaluation["test"]["srs"]["30"])
+    assert "e.json" in run.files
+
+
 def test_summary_holds_the_best_validation_accuracy_on_an_epoch_axis(finished: Path) -> None:
-    run = offline_run(finished)
+    run = offline_run(finished, training=True)
     results = json.loads((finished / "results.json").read_text())
     assert run.summary["val/acc"] == {"max": pytest.approx(results["val"]["acc"])}  # the tested checkpoint's
     assert run.metrics["val/acc"] == {"step_metric": "epoch", "max": True}
@@ -34,7 +57,7 @@ def test_summary_holds_the_best_validation_accuracy_on_an_epoch_axis(finished: P
 
 
 def test_a_finished_run_exits_0_with_its_files_status_and_job_type(finished: Path) -> None:
-    run = offline_run(finished)
+    run = offline_run(finished, training=True)
     assert run.exit_code == 0 and run.summary["status"] == "ok" and "reason" not in run.summary
     assert {"results.json", "train.log"} <= run.files
     assert run.job_type == "train" and run.group == ""  # a single run belongs to no sweep

@@ -67,9 +67,12 @@ class OfflineRun:
     files: set[str] = field(default_factory=set)
 
 
-def offline_run(run_dir: Path) -> OfflineRun:
-    """The one offline W&B run under ``run_dir/wandb``."""
-    (path,) = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+def offline_run(run_dir: Path, name: str | None = None, training: bool = False) -> OfflineRun:
+    """The offline W&B run under ``run_dir/wandb``: the only one, the one named, or the first (training)."""
+    paths = sorted(run_dir.glob(f"wandb/{name or 'offline-run-*'}/run-*.wandb"))
+    if training:
+        paths = paths[:1]  # the training run starts first; evaluations come later
+    (path,) = paths
     run = OfflineRun()
     for record in read_records(path):
         kind = record.WhichOneof("record_type")

@@ -362,6 +362,9 @@ class EvaluateConfig:
     # null: <run dir>/evaluation.json (evaluation_<scorer...>.json for non-default settings).
     output: str | None = None
     srs: SRSConfig = field(default_factory=SRSConfig)
+    # W&B: null logs the evaluation as a run (job_type evaluate) in the training run's group when
+    # the training run logged to W&B (its results.json has a `wandb` block); none | wandb force it.
+    logger: str | None = None
 
 
 def register_configs() -> None:

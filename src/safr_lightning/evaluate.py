@@ -26,6 +26,7 @@ from safr_lightning.data.tokenizer import UNK_ID
 from safr_lightning.errors import ConfigError, SAFRError
 from safr_lightning.evaluation.srs import SRSSettings, check_scorer, curve_rows, evaluate_srs
 from safr_lightning.experiment import CHECKPOINT_DIR, load_checkpoint_file, quiet_known_warnings
+from safr_lightning.loggers import log_evaluation
 from safr_lightning.module import SAFRModule
 from safr_lightning.paths import CONFIG_DIR
 from safr_lightning.results import RESULTS_FILE, run_identity, write_results
@@ -139,6 +140,15 @@ def default_output_name(cfg: DictConfig, ckpt: Path | None = None) -> str:
     return "evaluation" + "".join(f"_{t}" for t in tags) + ".json"
 
 
+def _training_wandb(run_dir: Path) -> dict[str, Any] | None:
+    """The training run's W&B identity (results.json's ``wandb`` block), if it logged to W&B."""
+    try:
+        block = json.loads((run_dir / RESULTS_FILE).read_text()).get("wandb")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return block if isinstance(block, dict) else None
+
+
 def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt_path``; write and return evaluation.json's content."""
     validate_srs(cfg.srs)
@@ -148,6 +158,8 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"invalid config: limit={cfg.limit!r}; allowed: null or an integer >= 1")
     if cfg.eval_batch_size is not None and cfg.eval_batch_size < 1:
         raise ConfigError(f"invalid config: eval_batch_size={cfg.eval_batch_size!r}; allowed: an integer >= 1")
+    if cfg.logger not in (None, "none", "wandb"):
+        raise ConfigError(f"invalid config: logger={cfg.logger!r}; allowed: null (as the training run) | none | wandb")
     quiet_known_warnings()
     ckpt = resolve_checkpoint(cfg.ckpt_path)
     output = Path(cfg.output) if cfg.output else run_dir_of(ckpt) / default_output_name(cfg, ckpt)
@@ -203,6 +215,9 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         "timing": {"srs_eval_s": seconds},
     }
     path = write_results(output.parent, evaluation, name=output.name)
+    trained = _training_wandb(run_dir_of(ckpt))
+    if cfg.logger == "wandb" or (cfg.logger is None and trained is not None):
+        log_evaluation(run_dir_of(ckpt), trained or {}, evaluation, path)
     print(format_table(evaluation, SPLITS[cfg.split]))
     print(f"wrote {path} ({seconds:.1f} s)")
     return evaluation

@@ -34,7 +34,7 @@ from safr_lightning.data.tokenizer import tokenizer_from_json
 from safr_lightning.errors import ConfigError, RunDirTaken, RunInterrupted, SAFRError
 from safr_lightning.evaluation.srs import SRSSettings
 from safr_lightning.fidelity import fidelity_label
-from safr_lightning.loggers import build_loggers, check_wandb_places
+from safr_lightning.loggers import build_loggers, check_wandb_places, wandb_identity
 from safr_lightning.module import SAFRModule
 from safr_lightning.results import machine_info, run_identity, write_results
 from safr_lightning.resume import CHECKPOINT_DIR, LAST, check_same_config, finished_results, resolve_resume
@@ -452,6 +452,9 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
         summary_max=("val/acc", *(f"val/srs@{float(k):g}" for k in cfg.srs.val_ks)),
     )
     trainer = build_trainer(cfg, callbacks, loggers, run_dir)
+    wandb_run = wandb_identity(loggers)
+    if wandb_run is not None:  # evaluate logs into the same project and group
+        results["wandb"] = wandb_run
 
     stage.trainer = trainer
     start = time.perf_counter()

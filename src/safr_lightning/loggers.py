@@ -115,6 +115,50 @@ def build_loggers(
     return [logger]
 
 
+def wandb_identity(loggers: list[Logger]) -> dict[str, Any] | None:
+    """``{"project", "group", "id", "name"}`` of the run's W&B run, for results.json; None without one."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            run = logger.experiment
+            if getattr(run, "id", None) is None:
+                return None
+            return {"project": run.project, "group": run.group or None, "id": run.id, "name": run.name}
+    return None
+
+
+def log_evaluation(run_dir: Path, trained: dict[str, Any], evaluation: dict[str, Any], output: Path) -> Path | None:
+    """Log an evaluation as a W&B run (``job_type=evaluate``) in the training run's project and group.
+
+    ``trained``: the training run's ``results.json`` ``wandb`` block. The run gets the evaluation's
+    per-k curve as a table, its scalar metrics in the summary and the evaluation file itself.
+    Returns the W&B run's directory; a W&B failure is a warning, never the evaluation's loss.
+    """
+    import wandb
+
+    from safr_lightning.evaluation.srs import curve_rows, flat_metrics
+
+    block = "test" if "test" in evaluation else "val"
+    try:
+        run = wandb.init(
+            project=trained.get("project") or "safr", group=trained.get("group"), job_type="evaluate",
+            name=f"{trained.get('name') or run_dir.name}-{output.stem}", dir=str(run_dir), mode=wandb_mode(None),
+            config={"evaluation": output.name, "trained_run": trained.get("id"), "split": evaluation.get("split")},
+            reinit="finish_previous",
+        )  # fmt: skip
+        columns, rows = curve_rows(evaluation[block])
+        run.log({f"{block}/srs_curve": wandb.Table(columns=columns, data=rows)})
+        for key, value in flat_metrics(evaluation[block], block).items():
+            run.summary[key] = value
+        run.summary["status"] = "ok"
+        run.save(str(output), base_path=str(output.parent), policy="now")
+        directory = Path(run.dir).parent
+        run.finish()
+    except Exception as exc:
+        log.warning("W&B could not log the evaluation (%s); %s is complete", exc, output)
+        return None
+    return directory
+
+
 def define_metrics(run: Any, summary_max: tuple[str, ...]) -> None:
     """An ``epoch`` axis for everything logged per epoch, and best-value summaries."""
     if not hasattr(run, "define_metric"):  # a disabled run
