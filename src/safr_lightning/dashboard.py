@@ -43,7 +43,11 @@ def build_workspace(entity: str, project: str, group: str | None = None, name: s
         ws.Section(name="Test SRS curve", panels=[wr.WeavePanelSummaryTable(table_name=SRS_TABLE)], is_open=True),
         ws.Section(
             name="Neuron-allocation figures",
-            panels=[wr.MediaBrowser(title=f, media_keys=[f"figures/{f}"]) for f in FIGURES],
+            # One text's figure is logged as figures/<name>, several as figures/<name>/<i> (n_texts=3 by default).
+            panels=[
+                wr.MediaBrowser(title=f, media_keys=[f"figures/{f}", *(f"figures/{f}/{i}" for i in range(3))])
+                for f in FIGURES
+            ],  # fmt: skip
         ),
     ]
     filters = [ws.Metric("Group") == group] if group else ""
