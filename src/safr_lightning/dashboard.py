@@ -47,7 +47,7 @@ def build_workspace(entity: str, project: str, group: str | None = None, name: s
             panels=[
                 wr.MediaBrowser(title=f, media_keys=[f"figures/{f}", *(f"figures/{f}/{i}" for i in range(3))])
                 for f in FIGURES
-            ],  # fmt: skip
+            ],
         ),
     ]
     filters = [ws.Metric("Group") == group] if group else ""
