@@ -16,10 +16,10 @@ import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 
-from safr_lightning.allocator import keep_freed_memory
 from safr_lightning.callbacks import ThroughputMonitor
 from safr_lightning.config import register_configs
 from safr_lightning.experiment import build_datamodule, build_module, quiet_known_warnings
+from safr_lightning.memory import keep_freed_memory
 from safr_lightning.paths import CONFIG_DIR
 
 from flops import step_flops

@@ -117,8 +117,8 @@ def test_explain_text_file_and_split_statistics(run_copy: Path, tmp_path: Path, 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["text=good"], "missing ckpt_path"),
-        (["ckpt_path=/no/such.ckpt", "text=good"], "ckpt_path='/no/such.ckpt'; no such file"),
+        (["text=good"], "ckpt_path is required"),  # the shared rule (safr_lightning.checkpoints)
+        (["ckpt_path=/no/such.ckpt", "text=good"], "ckpt_path='/no/such.ckpt'; no checkpoint at /no/such.ckpt"),
         (["ckpt_path=RUN", "text=   "], "text is empty"),
         (["ckpt_path=RUN", "texts=[good,'']"], r"texts\[1\] is empty"),
         (["ckpt_path=RUN"], "nothing to explain"),

@@ -19,13 +19,20 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from safr_lightning.checkpoints import (
+    CHECKPOINT_DIR,
+    load_checkpoint_file,
+    resolve_checkpoint,
+    run_dir_of,
+    tested_checkpoint,
+)
 from safr_lightning.cli import UserErrorExit, run_cli
 from safr_lightning.config import DataConfig, DatasetConfig, SRSConfig, register_configs, validate_srs
 from safr_lightning.data.datamodule import SAFRDataModule
 from safr_lightning.data.tokenizer import UNK_ID
 from safr_lightning.errors import ConfigError, SAFRError
 from safr_lightning.evaluation.srs import SRSSettings, check_scorer, curve_rows, evaluate_srs
-from safr_lightning.experiment import CHECKPOINT_DIR, load_checkpoint_file, quiet_known_warnings
+from safr_lightning.experiment import quiet_known_warnings
 from safr_lightning.loggers import log_evaluation
 from safr_lightning.module import SAFRModule
 from safr_lightning.paths import CONFIG_DIR
@@ -36,35 +43,6 @@ log = logging.getLogger("safr_lightning.evaluate")
 SPLITS = {"test": "test", "validation": "val"}  # split -> results.json block name
 
 register_configs()
-
-
-def resolve_checkpoint(ckpt_path: str | None) -> Path:
-    """A .ckpt file, or a run directory (its results.json's checkpoint, else checkpoints/best.ckpt)."""
-    if not ckpt_path:
-        raise ConfigError(
-            "ckpt_path is required: python -m safr_lightning.evaluate ckpt_path=RUN_DIR/checkpoints/best.ckpt"
-        )
-    path = Path(ckpt_path).expanduser()
-    if path.is_dir():
-        recorded = None
-        if (path / RESULTS_FILE).is_file():
-            try:
-                data = json.loads((path / RESULTS_FILE).read_text())
-            except (OSError, ValueError) as exc:
-                raise SAFRError(
-                    f"{path / RESULTS_FILE} is unreadable ({exc}); "
-                    f"name the checkpoint: ckpt_path={path}/{CHECKPOINT_DIR}/best.ckpt"
-                ) from None
-            recorded = data.get("checkpoint") if isinstance(data, dict) else None
-            recorded = recorded if isinstance(recorded, str) else None
-        path = path / (recorded or f"{CHECKPOINT_DIR}/best.ckpt")
-    if not path.is_file():
-        raise ConfigError(f"invalid config: ckpt_path={ckpt_path!r}; no checkpoint at {path}")
-    return path
-
-
-def run_dir_of(ckpt: Path) -> Path:
-    return ckpt.parent.parent if ckpt.parent.name == CHECKPOINT_DIR else ckpt.parent
 
 
 def resolve_device(name: str) -> torch.device:
@@ -94,7 +72,7 @@ def _onto_schema(schema: type, values: dict[str, Any] | DictConfig) -> DictConfi
     return OmegaConf.merge(node, values)
 
 
-def tested_checkpoint(ckpt: Path) -> str | None:
+def checkpoint_kind(ckpt: Path) -> str | None:
     """``best`` or ``last`` when ``ckpt`` is that file of a run's ``checkpoints/``, else None."""
     if ckpt.parent.name != CHECKPOINT_DIR:
         return None
@@ -105,10 +83,10 @@ def _is_runs_own(ckpt: Path) -> bool:
     """Is ``ckpt`` the checkpoint the run's own test used (results.json's ``checkpoint``)?"""
     run_dir = run_dir_of(ckpt)
     try:
-        recorded = json.loads((run_dir / RESULTS_FILE).read_text()).get("checkpoint")
-    except (OSError, ValueError, AttributeError):
+        recorded = tested_checkpoint(run_dir)
+    except SAFRError:
         return True  # nothing to tell it apart from
-    return not isinstance(recorded, str) or (run_dir / recorded).resolve() == ckpt.resolve()
+    return recorded is None or (run_dir / recorded).resolve() == ckpt.resolve()
 
 
 def default_output_name(cfg: DictConfig, ckpt: Path | None = None) -> str:
@@ -199,7 +177,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
 
     identity: dict[str, Any] = {}
     if "dataset" in run_config and "model" in run_config:
-        if (tested := tested_checkpoint(ckpt)) is not None:
+        if (tested := checkpoint_kind(ckpt)) is not None:
             # Which weights these numbers are of: the fidelity mode says test_on=best/last.
             OmegaConf.update(run_config, "fidelity.test_on", tested, force_add=True)
         identity = run_identity(run_config)

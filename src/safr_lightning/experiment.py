@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from safr_lightning.allocator import keep_freed_memory
 from safr_lightning.callbacks import AllocationFigures, EpochLog, SRSCallback, ThroughputMonitor
+from safr_lightning.checkpoints import CHECKPOINT_DIR, LAST, load_checkpoint_file
 from safr_lightning.config import validate
 from safr_lightning.data.datamodule import SAFRDataModule
 from safr_lightning.data.sources import data_fingerprint
@@ -35,9 +34,10 @@ from safr_lightning.errors import ConfigError, RunDirTaken, RunInterrupted, SAFR
 from safr_lightning.evaluation.srs import SRSSettings
 from safr_lightning.fidelity import fidelity_label
 from safr_lightning.loggers import build_loggers, check_wandb_places, wandb_identity
+from safr_lightning.memory import keep_freed_memory
 from safr_lightning.module import SAFRModule
 from safr_lightning.results import machine_info, run_identity, write_results
-from safr_lightning.resume import CHECKPOINT_DIR, LAST, check_same_config, finished_results, resolve_resume
+from safr_lightning.resume import check_same_config, finished_results, resolve_resume
 from safr_lightning.rundir import (
     SAVED_CONFIG,
     check_run_dir,
@@ -198,36 +198,6 @@ def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Any]
     except (MisconfigurationException, ValueError) as exc:  # e.g. trainer=gpu on a machine without one
         keys = ", ".join(f"trainer.{k}={kwargs[k]!r}" for k in ("accelerator", "devices", "strategy"))
         raise ConfigError(f"invalid config: {keys}: {str(exc).strip().splitlines()[0]}") from exc
-
-
-def load_checkpoint_file(path: Path, what: str) -> dict[str, Any]:
-    """A Lightning checkpoint written by this project, or one line saying why ``path`` is not one."""
-    try:
-        try:  # mapped, not read: the weights are loaded again by whoever asked
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        except RuntimeError as exc:
-            if "mmap" not in str(exc):
-                raise
-            checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # an old-format file
-    except Exception as exc:  # truncated, not a torch file, a pickle of something else
-        reason = _first_line(exc) or type(exc).__name__
-        raise SAFRError(f"{what}={path}: not a readable checkpoint ({reason})") from None
-    missing = [k for k in ("state_dict", "epoch", "global_step", "hyper_parameters") if not isinstance(checkpoint, dict)
-               or k not in checkpoint]  # fmt: skip
-    if missing:
-        raise SAFRError(
-            f"{what}={path}: not a checkpoint written by safr_lightning (no {', '.join(missing)}; a plain "
-            "state_dict cannot be resumed: the run's config, tokenizer and optimizer state travel in the .ckpt)"
-        )
-    hparams = checkpoint["hyper_parameters"]
-    if not isinstance(hparams, dict) or "tokenizer_json" not in hparams:
-        raise SAFRError(f"{what}={path}: the checkpoint carries no tokenizer (not written by safr_lightning)")
-    return checkpoint
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else ""
 
 
 def _check_resume(cfg: DictConfig, resume: Path, run_dir: Path) -> tuple[dict[str, Any], str]:

@@ -31,10 +31,11 @@ from safr_lightning.allocation import (
     profile_texts,
     sample_batches,
 )
+from safr_lightning.checkpoints import load_checkpoint_file, resolve_checkpoint, run_dir_of
 from safr_lightning.cli import UserErrorExit, run_cli
 from safr_lightning.config import register_configs, validate_figures
 from safr_lightning.errors import ConfigError, SAFRError
-from safr_lightning.experiment import CHECKPOINT_DIR, load_checkpoint_file, quiet_known_warnings
+from safr_lightning.experiment import quiet_known_warnings
 from safr_lightning.figures import (
     curve_figure,
     group_figure,
@@ -55,40 +56,6 @@ EVALUATION_FILE = "evaluation.json"
 UNKNOWN_MARKER = "[unk]"
 
 register_configs()
-
-
-def resolve_checkpoint(ckpt_path: str | None) -> Path:
-    """A checkpoint file, or a run directory: the checkpoint its results.json says was tested (the
-    last one under ``fidelity.test_on=last``), else ``checkpoints/best.ckpt``, else ``last.ckpt``."""
-    if not ckpt_path:
-        raise ConfigError("missing ckpt_path: give ckpt_path=<a .ckpt file or a run directory>")
-    path = Path(ckpt_path)
-    if path.is_dir():
-        tested = _tested_checkpoint(path)
-        candidates = [tested] if tested else []
-        for name in ("best.ckpt", "last.ckpt"):
-            candidates.append(f"{CHECKPOINT_DIR}/{name}")
-        for name in candidates:
-            if (path / name).is_file():
-                return path / name
-        raise ConfigError(f"invalid config: ckpt_path={ckpt_path!r}; no checkpoints/best.ckpt or last.ckpt in it")
-    if not path.is_file():
-        raise ConfigError(f"invalid config: ckpt_path={ckpt_path!r}; no such file")
-    return path
-
-
-def _tested_checkpoint(run_dir: Path) -> str | None:
-    try:
-        recorded = json.loads((run_dir / RESULTS_FILE).read_text()).get("checkpoint")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return recorded if isinstance(recorded, str) else None
-
-
-def run_dir_of(checkpoint: Path) -> Path:
-    """The run directory a checkpoint belongs to: the parent of ``checkpoints/``, else its own folder."""
-    parent = checkpoint.resolve().parent
-    return parent.parent if parent.name == CHECKPOINT_DIR else parent
 
 
 def collect_texts(cfg: DictConfig) -> list[str]:

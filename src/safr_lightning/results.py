@@ -71,7 +71,3 @@ def write_results(run_dir: Path, results: dict[str, Any], name: str = RESULTS_FI
     tmp.write_text(json.dumps(_jsonable(results), indent=2, sort_keys=False) + "\n")
     os.replace(tmp, path)
     return path
-
-
-def read_results(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / RESULTS_FILE).read_text())

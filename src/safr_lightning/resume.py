@@ -19,12 +19,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from safr_lightning.checkpoints import CHECKPOINT_DIR, LAST, resolve_checkpoint
 from safr_lightning.errors import ConfigError
 from safr_lightning.results import RESULTS_FILE
 from safr_lightning.rundir import flatten
 
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.ckpt"
 RESOLVER = "safr.run_dir"
 
 # The parts of the config that decide the numbers a resumed run continues; anything else
@@ -68,15 +67,10 @@ def resolve_resume(ckpt_path: str | None, run_dir: Path) -> Path | None:
                 "ckpt_path=<the interrupted run's dir>"
             )
         return candidate
-    candidate = Path(ckpt_path).expanduser()
-    if candidate.is_dir():
-        candidate = candidate / CHECKPOINT_DIR / LAST
-    if not candidate.is_file():
-        raise ConfigError(
-            f"invalid config: ckpt_path={ckpt_path!r}; no checkpoint at {candidate} "
-            "(allowed: null, last, a run directory, or a .ckpt file)"
-        )
-    return candidate
+    try:
+        return resolve_checkpoint(ckpt_path, resume=True)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (allowed: null, last, a run directory, or a .ckpt file)") from None
 
 
 def _section(flat: dict[str, Any], key: str) -> dict[str, Any]:

@@ -8,10 +8,10 @@ import torch
 from omegaconf import open_dict
 
 from safr_lightning.errors import ConfigError
-from safr_lightning.evaluation import fast_forward
 from safr_lightning.evaluation.srs import SRSSettings, curve_rows, evaluate_srs, flat_metrics
 from safr_lightning.experiment import build_datamodule
 from safr_lightning.metrics.scorers import capacity_scores, random_scores
+from safr_lightning.model import subset_forward
 from safr_lightning.model.transformer import SAFRTransformer
 from tests import reference as ref
 
@@ -120,8 +120,8 @@ def test_a_wrong_fast_path_is_caught_and_replaced_by_the_model_forward(
     model, batches = tiny_model(), make_batches()
     settings = SRSSettings(ks=tuple(KS))
     expected = evaluate_srs(model, batches, SRSSettings(ks=tuple(KS), fast=False))
-    real_call = fast_forward.DeletionForward.__call__
-    monkeypatch.setattr(fast_forward.DeletionForward, "__call__", lambda self, *a: real_call(self, *a) + 0.01)
+    real_call = subset_forward.DeletionForward.__call__
+    monkeypatch.setattr(subset_forward.DeletionForward, "__call__", lambda self, *a: real_call(self, *a) + 0.01)
     with caplog.at_level(logging.WARNING):
         result = evaluate_srs(model, batches, settings)
     assert "fast path differs" in caplog.text
@@ -219,7 +219,7 @@ def paper_model(vmask: bool = True, seed: int = 0) -> SAFRTransformer:
 def test_paper_mode_evaluation_equals_reference_that_repads_every_copy_to_max_len(vmask: bool) -> None:
     """The paper's code would pad every shortened text back to max_len: PAD is part of its model."""
     model, batches = paper_model(vmask), make_batches()
-    assert not fast_forward.supports(model)  # its pooling sees every PAD: no per-token shortcut
+    assert not subset_forward.supports(model)  # its pooling sees every PAD: no per-token shortcut
     settings = SRSSettings(ks=tuple(KS), random_draws=2, seed=7)
     result = evaluate_srs(model, batches, settings)
     n_total = sum(len(b["labels"]) for b in batches)
@@ -249,7 +249,7 @@ def test_fixed_padding_without_pad_pooling_keeps_the_fast_path_and_the_exact_num
     fixed = SAFRTransformer(50, 2, d_model=32, n_heads=4, d_ff=64, vmask_hidden=16, fixed_length=PAPER_LEN)
     fixed.load_state_dict(exact.state_dict())
     fixed.eval()
-    assert fast_forward.supports(fixed)
+    assert subset_forward.supports(fixed)
     settings = SRSSettings(ks=tuple(KS))
     a, b = evaluate_srs(exact, make_batches(), settings), evaluate_srs(fixed, make_batches(), settings)
     for name in ("acc", "acc_capacity", "acc_random", "srs"):

@@ -15,7 +15,7 @@ probability and of the rest (token-weighted over the whole set; ``null`` without
 the batches carry ``rationale`` (the synthetic task), the precision of the top k % tokens.
 
 Every shortened copy of a batch is built on tensors and run in a few large forward calls
-(:mod:`safr_lightning.evaluation.fast_forward`); nothing loops over tokens. A model with a fixed
+(:mod:`safr_lightning.model.subset_forward`); nothing loops over tokens. A model with a fixed
 length (``fidelity.fixed_padding``) re-pads every copy to it, as the paper's code would.
 """
 
@@ -32,10 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from safr_lightning.errors import ConfigError
-from safr_lightning.evaluation.fast_forward import DeletionForward, TokenCache, supports
 from safr_lightning.metrics.deletion import n_delete, n_keep, n_rounded, pack, rank_tokens
 from safr_lightning.metrics.scorers import random_scores, token_scores
 from safr_lightning.metrics.superposition import capacity
+from safr_lightning.model.subset_forward import DeletionForward, TokenCache, supports
 from safr_lightning.model.transformer import SAFRTransformer
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 Batch = dict[str, torch.Tensor]
 ScoreFn = Callable[[dict[str, torch.Tensor], Batch], torch.Tensor]
 IMPORTANT_K = 30.0  # Table 3: the top 30 % of each text by VMASK keep probability are "important"
-# The fast path must reproduce the model's own forward to this (fp32 logits); see fast_forward.py.
+# The fast path must reproduce the model's own forward to this (fp32 logits); see model/subset_forward.py.
 FAST_PATH_ATOL = 1e-4
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from safr_lightning.allocator import keep_freed_memory
+from safr_lightning.memory import keep_freed_memory
 
 
 def test_keep_freed_memory_applies_on_glibc() -> None:

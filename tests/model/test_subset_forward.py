@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from safr_lightning.evaluation.fast_forward import DeletionForward, supports
 from safr_lightning.metrics.deletion import pack
+from safr_lightning.model.subset_forward import DeletionForward, supports
 from safr_lightning.model.transformer import SAFRTransformer
 from tests import reference as ref
 
