@@ -365,3 +365,24 @@ def test_a_failure_keeps_the_runs_fingerprint_and_overrides(tmp_path: Path) -> N
     assert results["status"] == "failed" and results["error"] == "NonFiniteLossError"
     assert results["fingerprint"] == fingerprint_of(compose_tiny("vmask.tau=1e-45"))
     assert "vmask.tau=1e-45" in results["overrides"]
+
+
+def test_a_validation_accuracy_of_zero_is_logged_as_zero_not_nan() -> None:
+    from safr_lightning.experiment import summary_line
+
+    assert (
+        summary_line({"val": {"acc": 0.0}, "test": {"acc": 0.5}}, Path("r")) == "val/acc 0.0000  test/acc 0.5000  (r)"
+    )
+    assert summary_line({"val": {"acc": None}}, Path("r")) == "val/acc -  test/acc -  (r)"
+
+
+def test_explain_refuses_an_unwritable_out_dir_before_drawing(finished_run: Path, tmp_path: Path) -> None:
+    from safr_lightning.explain import run_explain
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("explain", overrides=[f"ckpt_path={finished_run}", "text=good film", f"out_dir={blocker}/x"])
+    with pytest.raises(ConfigError, match=r"cannot write the figures \(out_dir\)"):
+        run_explain(cfg)

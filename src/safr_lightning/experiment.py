@@ -471,8 +471,15 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
     results["status"] = "ok"
     if writer:
         write_results(run_dir, results)
-    log.info(
-        "val/acc %.4f  test/acc %s  (%s)", float("nan") if results["val"]["acc"] is None else results["val"]["acc"],
-        f"{results['test']['acc']:.4f}" if "test" in results else "-", run_dir,
-    )  # fmt: skip
+    log.info(summary_line(results, run_dir))
     return results
+
+
+def summary_line(results: dict[str, Any], run_dir: Path) -> str:
+    """The run's last log line: ``val/acc 0.7741  test/acc 0.7655  (<run dir>)``; ``-`` where none."""
+
+    def shown(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"  # 0.0 is an accuracy, not a missing one
+
+    test = results.get("test") or {}
+    return f"val/acc {shown(results['val']['acc'])}  test/acc {shown(test.get('acc'))}  ({run_dir})"
