@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import yaml
 
 from safr_lightning.module import SAFRModule
 
@@ -59,7 +60,27 @@ def main() -> int:
         sys.exit(f"error: {args.run_dir}/results.json records no finished run (status={results.get('status')!r})")
     module = SAFRModule.load_from_checkpoint(args.run_dir / results["checkpoint"], map_location="cpu").eval()
     dataset = results["dataset"]
-    frame = pd.read_parquet(Path(os.environ["SAFR_DATA_DIR"]) / dataset / "test.parquet")
+    if not os.environ.get("SAFR_DATA_DIR"):
+        sys.exit("error: set SAFR_DATA_DIR to the directory holding <dataset>/test.parquet (e.g. ../shared/data)")
+    path = Path(os.environ["SAFR_DATA_DIR"]) / dataset / "test.parquet"
+    if not path.is_file():
+        sys.exit(f"error: no {path}: this script re-reads the test split of sst2/imdb from SAFR_DATA_DIR")
+    frame = pd.read_parquet(path)
+    # A run may have scored only part of the split: dataset.limit_test keeps the first n texts of the
+    # file (recomputed on those); trainer.limit_test_batches keeps whole length-sorted batches, which
+    # this per-text script does not rebuild.
+    n = int(results["test"].get("n") or len(frame))
+    if n < len(frame):
+        config = (
+            yaml.safe_load((args.run_dir / "config.yaml").read_text())
+            if (args.run_dir / "config.yaml").is_file()
+            else {}
+        )
+        if (config.get("dataset") or {}).get("limit_test") != n:
+            sys.exit(f"error: the run scored {n} of {len(frame)} test texts by trainer.limit_test_batches; "
+                     "verify a run over the whole test split (or one limited by dataset.limit_test)")  # fmt: skip
+        print(f"the run scored the first {n} of {len(frame)} test texts (dataset.limit_test): recomputing on those")
+        frame = frame.iloc[:n]
     texts, labels = frame["text"].tolist(), frame["label"].tolist()
 
     t0 = time.perf_counter()

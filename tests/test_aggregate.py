@@ -84,11 +84,14 @@ def test_rerunning_on_a_sweep_gives_the_same_tables(tmp_path: Path) -> None:
 
 def test_k_picks_the_deletion_level(tmp_path: Path) -> None:
     root = hand_made_sweep(tmp_path / "sweep")
+    assert main([str(root), "--k", "30", "--no-figures"]) == 0
+    paper = (root / "ablation_sst2.csv").read_text()
     assert main([str(root), "--k", "10", "--no-figures"]) == 0
-    (record, *_) = csv.DictReader((root / "ablation_sst2.csv").open())
+    (record, *_) = csv.DictReader((root / "ablation_sst2_k10.csv").open())
     assert record["k"] == "10"
+    assert (root / "ablation_sst2.csv").read_text() == paper  # the k = 30 table is not overwritten
     assert main([str(root), "--k", "20", "--no-figures"]) == 0  # not recorded: empty, not wrong
-    (record, *_) = csv.DictReader((root / "ablation_sst2.csv").open())
+    (record, *_) = csv.DictReader((root / "ablation_sst2_k20.csv").open())
     assert record["srs_mean"] == "" and record["acc_s_mean"] != ""
 
 

@@ -74,3 +74,19 @@ def test_the_cli_refuses_an_unwritable_wandb_dir_before_training(blocker: Path, 
     (line,) = error_lines(proc)
     assert line.startswith("error: cannot write W&B's files (WANDB_CACHE_DIR)")
     assert not (run_dir / "checkpoints").exists()  # nothing was trained
+
+
+def test_credentials_are_looked_up_for_the_configured_wandb_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safr_lightning.loggers import has_wandb_credentials
+
+    netrc_file = tmp_path / "netrc"
+    netrc_file.write_text("machine wandb.example.org login user password secret\n")
+    netrc_file.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc_file))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_BASE_URL", raising=False)
+    assert not has_wandb_credentials()  # api.wandb.ai has no entry
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org")
+    assert has_wandb_credentials()  # a self-hosted server's login is found: online, not silently offline

@@ -63,8 +63,10 @@ def aggregate(sweep_dir: Path, k: float = PAPER_K, figures: bool = True) -> Aggr
     for dataset in datasets_of(jobs) or ["unknown"]:
         rows = summarize(jobs, dataset, k)
         table = markdown(dataset, rows, problems(jobs, dataset), k, sweep_dir)
-        written.append(write_text_atomic(sweep_dir / f"ablation_{dataset}.md", table))
-        written.append(write_text_atomic(sweep_dir / f"ablation_{dataset}.csv", csv_text(dataset, rows, k)))
+        # k = 30 (the paper's) keeps the plain name; another k never overwrites those tables.
+        stem = f"ablation_{dataset}" + ("" if k == PAPER_K else f"_k{k:g}")
+        written.append(write_text_atomic(sweep_dir / f"{stem}.md", table))
+        written.append(write_text_atomic(sweep_dir / f"{stem}.csv", csv_text(dataset, rows, k)))
         fig = deletion_figure(dataset, rows) if figures else None
         if fig is not None:
             for ext in ("png", "svg"):

@@ -13,6 +13,7 @@ import netrc
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
@@ -26,10 +27,15 @@ LOG_FILE = "train.log"  # Hydra's job log in the run dir (conf/train.yaml: task_
 
 
 def has_wandb_credentials() -> bool:
+    """An API key in the environment, or a ``~/.netrc`` entry for the configured W&B host.
+
+    The host is ``WANDB_BASE_URL``'s (a self-hosted server), else ``api.wandb.ai``.
+    """
     if os.environ.get("WANDB_API_KEY"):
         return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
     try:
-        auth = netrc.netrc(os.environ.get("NETRC")).authenticators("api.wandb.ai")
+        auth = netrc.netrc(os.environ.get("NETRC")).authenticators(host)
     except (FileNotFoundError, netrc.NetrcParseError, OSError):
         return False
     return auth is not None

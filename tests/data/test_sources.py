@@ -194,3 +194,10 @@ def test_a_data_dir_that_is_a_file_and_a_csv_without_rows_are_said_as_such(tmp_p
     (tmp_path / "d" / "test.csv").write_text("text,label\n")
     with pytest.raises(DataError, match=r"test.csv: it holds no rows"):
         load_raw_splits(cfg_for(tmp_path / "d"), str(tmp_path / "c"))
+
+
+def test_a_missing_local_dir_is_said_in_dataset_local_dirs_words(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as caught:
+        load_raw_splits(cfg_for(tmp_path / "mine"), str(tmp_path / "c"))
+    message = str(caught.value)
+    assert "set dataset.local_dir to a directory holding" in message and "SAFR_DATA_DIR" not in message

@@ -121,10 +121,11 @@ Sources = dict[str, tuple[Dataset, str]]  # split -> (rows, where they came from
 def _load_local(directory: Path, cache_dir: str | None, origin: str = "") -> Sources:
     if not directory.is_dir():
         state = "is a file, not a directory" if directory.exists() else "does not exist"
-        raise DataError(
-            f"data directory {directory} {state} ({origin}); set {DATA_DIR_ENV} "
-            "(or dataset.local_dir) to a directory holding <name>/{train,validation,test}.parquet"
-        )
+        if origin.startswith("dataset.local_dir"):  # the user's own data: SAFR_DATA_DIR plays no part
+            fix = "set dataset.local_dir to a directory holding {train,validation,test}.{parquet,csv,jsonl}"
+        else:
+            fix = f"set {DATA_DIR_ENV} to a directory holding <name>/{{train,validation,test}}.parquet"
+        raise DataError(f"data directory {directory} {state} ({origin}); {fix}")
     splits: Sources = {}
     for split in SPLITS:
         path = find_split_file(directory, split)
