@@ -20,3 +20,61 @@ def test_same_seed_and_config_give_identical_results(make_cfg: Callable, tmp_pat
     a, b = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
     assert a["status"] == "ok" and set(a["test"]) >= {"acc", "loss", "loss_ce", "loss_imp", "loss_inter"}
     assert a == b
+
+
+def test_trainer_extra_passes_any_lightning_keyword_and_refuses_others(make_cfg: Callable) -> None:
+    import lightning as L
+    import pytest
+    from omegaconf import open_dict
+
+    from safr_lightning.errors import ConfigError
+    from safr_lightning.experiment import build_trainer, trainer_extra
+
+    cfg = make_cfg("+trainer.extra.accumulate_grad_batches=2", "+trainer.extra.gradient_clip_algorithm=value")
+    assert trainer_extra(cfg) == {"accumulate_grad_batches": 2, "gradient_clip_algorithm": "value"}
+    trainer = build_trainer(cfg, [], [], Path("."))
+    assert isinstance(trainer, L.Trainer) and trainer.accumulate_grad_batches == 2
+    with open_dict(cfg):
+        cfg.trainer.extra = {"accumulate_grad_batchs": 2}
+    with pytest.raises(ConfigError, match=r"trainer.extra.accumulate_grad_batchs is not a lightning.Trainer keyword; "
+                                          r"did you mean accumulate_grad_batches\?"):  # fmt: skip
+        trainer_extra(cfg)
+    with open_dict(cfg):
+        cfg.trainer.extra = {"max_epochs": 3}
+    with pytest.raises(ConfigError, match=r"trainer.extra.max_epochs; set trainer.max_epochs"):
+        trainer_extra(cfg)
+
+
+SMALL = ["dataset=synthetic", "logger=none", "model.d_model=32", "model.n_heads=4", "model.d_ff=64",
+         "vmask.hidden=32", "dataset.synthetic.train_size=256", "dataset.synthetic.val_size=64",
+         "dataset.synthetic.test_size=64"]  # fmt: skip
+
+
+def test_debug_overfit_trains_on_the_same_few_batches(tmp_path: Path) -> None:
+    from tests.cli_runs import run_train
+
+    run_dir = tmp_path / "run"
+    proc = run_train(*SMALL, "debug=overfit", "trainer.max_epochs=5", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "ok" and results["global_step"] == 5 * 4  # 4 batches per epoch, whatever the data
+    assert "test" not in results
+
+
+def test_debug_profiler_prints_lightnings_profile_and_tags_reach_the_run(tmp_path: Path) -> None:
+    from safr_lightning.experiment import run_tags
+    from tests.cli_runs import run_train
+
+    proc = run_train(*SMALL, "debug=profiler", "srs.enabled=false", "callbacks.figures.enabled=false",
+                     f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Profiler Report" in proc.stdout + proc.stderr
+    from hydra import compose, initialize_config_dir
+
+    from safr_lightning.config import register_configs
+    from tests.conftest import CONF
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[*SMALL, "tags=[ablation-v2,lr-test]"])
+    assert run_tags(cfg)[-2:] == ["ablation-v2", "lr-test"]

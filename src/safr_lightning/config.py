@@ -205,6 +205,9 @@ class TrainerConfig:
     nan_check_every: int = 1
     # Jobs sharing one GPU in a joblib sweep (one job cannot fill a large GPU): see gpu_slots.py.
     jobs_per_gpu: int = 1
+    # Any other lightning.Trainer keyword (accumulate_grad_batches, profiler, overfit_batches, ...),
+    # checked against Trainer's signature before the run starts.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -326,6 +329,8 @@ def _train_config_class() -> type:
         "run_test": bool,
         "task_name": str,
         "sweep_name": str,
+        # Free labels for the run (W&B tags and results.json); they change no number.
+        "tags": list[str],
     }
     namespace: dict[str, Any] = {
         "__annotations__": annotations,
@@ -335,6 +340,7 @@ def _train_config_class() -> type:
         "run_test": True,
         "task_name": "train",
         "sweep_name": "adhoc",
+        "tags": field(default_factory=list),
     }
     for key, kind in annotations.items():
         if dataclasses.is_dataclass(kind):
@@ -405,7 +411,9 @@ def check_known_keys(cfg: DictConfig, schema: DictConfig | None = None, prefix: 
                 f"allowed keys {where}: {', '.join(str(k) for k in known)}"
             )
         child, reference = cfg._get_node(key), schema._get_node(key)
-        if isinstance(child, DictConfig) and isinstance(reference, DictConfig) and not child._is_none():
+        # Into typed sections only: a free mapping (trainer.extra) takes any key.
+        typed = isinstance(reference, DictConfig) and dataclasses.is_dataclass(reference._metadata.object_type)
+        if isinstance(child, DictConfig) and typed and not child._is_none():
             check_known_keys(child, reference, f"{full_key}.")
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
+import inspect
 import logging
 import os
 import signal
@@ -101,6 +103,7 @@ def run_tags(cfg: DictConfig) -> list[str]:
         cfg.dataset.name, cfg.model.name, f"imp={lam.imp:g}", f"inter={lam.inter:g}", f"seed={cfg.seed}",
         f"fidelity={fidelity_label(cfg)}",
     ]  # fmt: skip
+    tags += [str(t) for t in cfg.get("tags") or []]
     debug = _hydra_choice("debug")
     if debug:  # a smoke run must never be read as a result
         tags += ["debug", f"debug={debug}"]
@@ -184,9 +187,29 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> tuple[list[Callback], Mod
     return callbacks, checkpoint, throughput
 
 
+# Trainer keywords this module sets itself: trainer.extra may not.
+MANAGED_TRAINER_KEYS = frozenset({*TRAINER_KEYS, "callbacks", "logger", "default_root_dir", "enable_model_summary"})
+
+
+def trainer_extra(cfg: DictConfig) -> dict[str, Any]:
+    """``trainer.extra``, checked against ``lightning.Trainer``'s keywords (one line on a bad key)."""
+    extra = OmegaConf.to_container(cfg.trainer.extra, resolve=True) if cfg.trainer.extra else {}
+    assert isinstance(extra, dict)
+    accepted = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
+    for key in extra:
+        if key in MANAGED_TRAINER_KEYS:
+            raise ConfigError(f"invalid config: trainer.extra.{key}; set trainer.{key} (or let the project set it)")
+        if key not in accepted:
+            close = difflib.get_close_matches(key, sorted(accepted), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"invalid config: trainer.extra.{key} is not a lightning.Trainer keyword{hint}")
+    return extra
+
+
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Any], run_dir: Path) -> L.Trainer:
     kwargs = {key: cfg.trainer[key] for key in TRAINER_KEYS}
     kwargs = {k: (OmegaConf.to_container(v) if OmegaConf.is_config(v) else v) for k, v in kwargs.items()}
+    kwargs.update(trainer_extra(cfg))
     try:
         return L.Trainer(
             **kwargs,
@@ -195,8 +218,11 @@ def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Any]
             default_root_dir=str(run_dir),
             enable_model_summary=False,
         )
-    except (MisconfigurationException, ValueError) as exc:  # e.g. trainer=gpu on a machine without one
-        keys = ", ".join(f"trainer.{k}={kwargs[k]!r}" for k in ("accelerator", "devices", "strategy"))
+    except (MisconfigurationException, ValueError, TypeError) as exc:  # e.g. trainer=gpu without a GPU
+        shown = ("accelerator", "devices", "strategy", *sorted(cfg.trainer.extra or {}))
+        keys = ", ".join(
+            f"trainer.{'extra.' if k in (cfg.trainer.extra or {}) else ''}{k}={kwargs[k]!r}" for k in shown
+        )
         raise ConfigError(f"invalid config: {keys}: {str(exc).strip().splitlines()[0]}") from exc
 
 
@@ -327,6 +353,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     keep_freed_memory()
     check_run_dir(run_dir)
     check_wandb_places(cfg.logger, run_dir)  # before minutes of training, not at its end
+    trainer_extra(cfg)
     stage = _Stage(run_dir)
     with hold_run_dir(run_dir), _sigterm_outside_fit(stage):
         try:

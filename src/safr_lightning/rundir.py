@@ -36,7 +36,7 @@ SAVED_CONFIG = "config.yaml"
 # Keys that change neither training nor a stored metric: where data, logs and progress go, how the
 # work is spread over processes. Every other key is part of the fingerprint.
 NEUTRAL_KEYS = (
-    "ckpt_path", "logger", "callbacks.figures", "task_name", "sweep_name",
+    "ckpt_path", "logger", "callbacks.figures", "task_name", "sweep_name", "tags", "trainer.extra.profiler",
     "trainer.enable_progress_bar", "trainer.log_every_n_steps", "trainer.nan_check_every", "trainer.jobs_per_gpu",
     "dataset.local_dir", "data.num_workers", "data.pin_memory", "data.persistent_workers", "data.cache_dir",
 )  # fmt: skip
