@@ -31,7 +31,7 @@ class BadInput:
     expected: list[str]  # substrings of the one error line
     data: str | None = None  # a prepared data directory (see `data_root`), as dataset.local_dir
     env: dict[str, str] = field(default_factory=dict)  # "{data}" is replaced by the data root
-    composed: bool = True  # False: Hydra rejects it while composing, before any run dir exists
+    composed: bool = True  # False: refused before the run starts (composing, validating): no run dir is left
     error: str | None = None  # the error type recorded in results.json, when it matters
 
 
@@ -52,38 +52,38 @@ CASES = [
              ["invalid config: dataset=nope; allowed: imdb | local | sst2 | synthetic"], composed=False),
     # -- config: ranges, by config.validate, before torch is imported ---------------------------------
     BadInput("key added with +", [*SYNTHETIC, "+model.foo=1"],
-             ["invalid config: unknown key model.foo=1; allowed keys in model: name,"]),
+             ["invalid config: unknown key model.foo=1; allowed keys in model: name,"], composed=False),
     BadInput("unknown model name", [*SYNTHETIC, "model.name=transformer"],
-             ["invalid config: model.name='transformer'; allowed: safr | baseline"]),
+             ["invalid config: model.name='transformer'; allowed: safr | baseline"], composed=False),
     BadInput("unknown scorer", [*SYNTHETIC, "srs.scorer=magic"],
-             ["invalid config: srs.scorer='magic'; allowed: capacity | random | vmask | attention"]),
+             ["invalid config: srs.scorer='magic'; allowed: capacity | random | vmask | attention"], composed=False),
     BadInput("negative lambda", [*SYNTHETIC, "lambda.imp=-0.1"],
-             ["invalid config: lambda.imp=-0.1; allowed: a finite number >= 0"]),
+             ["invalid config: lambda.imp=-0.1; allowed: a finite number >= 0"], composed=False),
     BadInput("NaN lambda", [*SYNTHETIC, "lambda.inter=nan"],
-             ["invalid config: lambda.inter=nan; allowed: a finite number >= 0"]),
+             ["invalid config: lambda.inter=nan; allowed: a finite number >= 0"], composed=False),
     BadInput("lambda beyond float32", [*SYNTHETIC, "lambda.imp=1e39"],
-             ["invalid config: lambda.imp=1e+39; allowed: a finite number >= 0 (at most 3.4e38"]),
+             ["invalid config: lambda.imp=1e+39; allowed: a finite number >= 0 (at most 3.4e38"], composed=False),
     BadInput("k = 0", [*SYNTHETIC, "srs.ks=[0,30]"],
-             ["invalid config: srs.ks=[0.0, 30.0]; allowed: percentages strictly between 0 and 100"]),
+             ["invalid config: srs.ks=[0.0, 30.0]; allowed: percentages strictly between 0 and 100"], composed=False),
     BadInput("k = 100", [*SYNTHETIC, "srs.ks=[30,100]"],
-             ["invalid config: srs.ks=[30.0, 100.0]; allowed: percentages strictly between 0 and 100"]),
+             ["invalid config: srs.ks=[30.0, 100.0]; allowed: percentages strictly between 0 and 100"], composed=False),
     BadInput("max_len 0", [*SYNTHETIC, "dataset.max_len=0"],
-             ["invalid config: dataset.max_len=0; allowed: an integer >= 1"]),
+             ["invalid config: dataset.max_len=0; allowed: an integer >= 1"], composed=False),
     BadInput("no layers", [*SYNTHETIC, "model.n_layers=0"],
-             ["invalid config: model.n_layers=0; allowed: an integer >= 1"]),
+             ["invalid config: model.n_layers=0; allowed: an integer >= 1"], composed=False),
     BadInput("d_model not divisible by heads", [*SYNTHETIC, "model.d_model=30"],
-             ["invalid config: model.d_model=30; allowed: a positive multiple of model.n_heads=4"]),
+             ["invalid config: model.d_model=30; allowed: a positive multiple of model.n_heads=4"], composed=False),
     BadInput("negative seed", [*SYNTHETIC, "seed=-1"],
-             ["invalid config: seed=-1; allowed: an integer in [0, 4294967295]"]),
+             ["invalid config: seed=-1; allowed: an integer in [0, 4294967295]"], composed=False),
     BadInput("unknown precision", [*SYNTHETIC, "trainer.precision=fp8"],
-             ["invalid config: trainer.precision='fp8'; allowed: 32-true |"]),
+             ["invalid config: trainer.precision='fp8'; allowed: 32-true |"], composed=False),
     BadInput("missing checkpoint", [*SYNTHETIC, "ckpt_path=/nonexistent/run"],
-             ["invalid config: ckpt_path='/nonexistent/run'; no checkpoint at /nonexistent/run"]),
+             ["invalid config: ckpt_path='/nonexistent/run'; no checkpoint at /nonexistent/run"], composed=False),
     BadInput("ckpt_path=last in a fresh dir", [*SYNTHETIC, "ckpt_path=last"],
              ["invalid config: ckpt_path='last' resumes the run in hydra.run.dir, but",
-              "has no checkpoints/last.ckpt"]),
+              "has no checkpoints/last.ckpt"], composed=False),
     BadInput("dataset=local without a dir", [*BASE, "dataset=local"],
-             ["invalid config: dataset.local_dir=None; allowed: a directory"]),
+             ["invalid config: dataset.local_dir=None; allowed: a directory"], composed=False),
     # -- data: one line naming the file, after loading starts --------------------------------------------
     BadInput("SAFR_DATA_DIR does not exist", [*BASE, "dataset=sst2"],
              ["/nope/sst2 does not exist (SAFR_DATA_DIR=", "/nope)"], env={"SAFR_DATA_DIR": "{data}/nope"}),
@@ -204,7 +204,7 @@ def test_bad_input_costs_one_line(case: BadInput, bad_input_runs: tuple[CLIBatch
         assert "test" not in results
         if case.error:
             assert results["error"] == case.error
-    else:  # nothing was started, nothing is left behind
+    else:  # nothing was started, nothing is left behind (Hydra's own folder is removed again)
         assert not run_dir.exists()
 
 
@@ -239,3 +239,12 @@ def test_a_loss_non_finite_before_any_update_blames_the_setup_not_the_learning_r
     assert "the first forward pass is already non-finite: check vmask.tau" in first and "optim.lr" not in first
     later = str(NonFiniteLossError(7, {"loss_ce": float("inf"), "loss": float("inf")}))
     assert "lower optim.lr" in later
+
+
+def test_a_config_error_leaves_no_run_folder(tmp_path: Path) -> None:
+    from tests.cli_runs import run_train
+
+    run_dir = tmp_path / "outputs" / "run"
+    proc = run_train("dataset=synthetic", "lambda.imp=-1", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: invalid config: lambda.imp=-1.0")
+    assert not run_dir.exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -66,6 +67,22 @@ def _record_failure(
         log.error("could not record the failure in %s: %s", run_dir, exc)
 
 
+# What Hydra writes into a run dir before the task starts.
+HYDRA_ONLY = frozenset({".hydra", "train.log"})
+
+
+def _remove_if_only_hydras(run_dir: Path) -> None:
+    """Remove a run dir that holds nothing but what Hydra wrote for this launch (a refused config)."""
+    try:
+        names = {p.name for p in run_dir.iterdir()}
+    except OSError:
+        return
+    log_file = run_dir / "train.log"
+    empty_log = not log_file.exists() or log_file.stat().st_size == 0
+    if names <= HYDRA_ONLY and empty_log:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def _distributed(cfg: DictConfig) -> bool:
     """Does the trainer start more than one process (DDP and friends)?"""
     devices = cfg.trainer.devices
@@ -96,6 +113,13 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     take_signals()  # idempotent; a joblib/submitit worker never passed through run_cli
+    if not multirun:  # a bad value costs one line and leaves no run folder behind
+        try:
+            validate(cfg)
+            resolve_resume(cfg.ckpt_path, run_dir)
+        except SAFRError as exc:
+            _remove_if_only_hydras(run_dir)
+            raise UserErrorExit(exc) from exc
     try:
         check_run_dir(run_dir, launched_from=Path(hydra_cfg.runtime.cwd))
     except SAFRError as exc:  # nothing can be recorded there
