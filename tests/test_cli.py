@@ -95,3 +95,17 @@ def test_an_unquoted_value_with_spaces_gets_a_quoting_hint() -> None:
     text = user_message(composition_error("dataset.local_dir=/tmp/dir with spaces/ünï ✓"))
     assert text is not None and "\n" not in text
     assert text.endswith("(quote a value with spaces or special characters: key='a b c')")
+
+
+def test_help_lists_the_groups_their_options_and_the_common_commands() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, SUBPROCESS_ENV
+
+    env = {**__import__("os").environ, **SUBPROCESS_ENV}
+    proc = subprocess.run([sys.executable, "-m", "safr_lightning.train", "--help"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0
+    assert "dataset: imdb, local, sst2, synthetic" in proc.stdout and "fidelity: exact, paper" in proc.stdout
+    assert "python -m safr_lightning.train -m +sweep=paper dataset=sst2" in proc.stdout
