@@ -93,3 +93,16 @@ def test_slurm_launcher_config_composes_on_submitit(tmp_path: Path) -> None:
     assert launcher.partition == "gpu" and launcher.gpus_per_node == 1 and launcher.array_parallelism > 0
     joblib = hydra_cfg("hydra/launcher=joblib", "hydra.launcher.n_jobs=2").hydra.launcher
     assert joblib._target_.endswith("JoblibLauncher") and joblib.n_jobs == 2
+
+
+@pytest.mark.slow
+def test_the_smoke_sweep_runs_all_14_rows_into_a_table(tmp_path: Path) -> None:
+    from safr_lightning.aggregate import aggregate
+    from tests.cli_runs import run_train
+
+    proc = run_train("-m", "+sweep=smoke", f"hydra.sweep.dir={tmp_path}", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = aggregate(tmp_path, figures=False)
+    assert len(result.jobs) == 14 and all(job.status == "ok" for job in result.jobs)
+    table = (tmp_path / "ablation_synthetic.md").read_text()
+    assert "| Baseline |" in table and "λ_imp=100, λ_inter=100" in table
