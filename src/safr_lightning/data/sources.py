@@ -108,6 +108,9 @@ def load_raw_splits(cfg: Any, cache_dir: str | None = None) -> DatasetDict:
             )
         else:
             splits = _load_hub(cfg, cache_dir)
+    label_map = cfg.get("label_map")
+    if label_map:
+        splits = {name: (map_labels(ds, dict(label_map), source), source) for name, (ds, source) in splits.items()}
     checked = {name: check_split(ds, cfg.num_classes, source) for name, (ds, source) in splits.items()}
     if "validation" not in checked or cfg.carve_validation:
         carve = carve_per_class_head if cfg.get("carve", "stratified") == "per_class_head" else carve_validation
@@ -245,6 +248,18 @@ def _load_hub(cfg: Any, cache_dir: str | None) -> Sources:
     if "train" not in splits or "test" not in splits:
         raise DataError(f"'{cfg.hub_id}' has no train/test splits (found {list(loaded)})")
     return splits
+
+
+def map_labels(ds: Dataset, label_map: dict[str, int], source: str) -> Dataset:
+    """String labels -> class ids by ``dataset.label_map``; one line naming a label it does not hold."""
+    if "label" not in ds.column_names:
+        return ds  # check_split names the missing column
+    labels = [str(v) for v in ds.with_format("arrow")[:].column("label").to_pylist()]
+    unknown = sorted(set(labels) - set(label_map))
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:5])
+        raise DataError(f"{source}: label(s) {shown} not in dataset.label_map ({', '.join(label_map)})")
+    return ds.remove_columns("label").add_column("label", [int(label_map[v]) for v in labels])
 
 
 def check_split(ds: Dataset, num_classes: int, source: str) -> Dataset:
