@@ -121,3 +121,9 @@ def test_local_dataset_needs_a_directory(make_cfg: Callable) -> None:
     with pytest.raises(ConfigError, match=r"dataset.local_dir=None; allowed: a directory"):
         validate(make_cfg("dataset=local"))
     validate(make_cfg("dataset=local", "dataset.local_dir=/some/dir"))
+
+
+def test_label_map_is_given_on_the_command_line(make_cfg: Callable) -> None:
+    cfg = make_cfg("dataset=local", "dataset.local_dir=/x", "dataset.label_map=[neg,pos]", tiny=False)
+    assert list(cfg.dataset.label_map) == ["neg", "pos"]
+    validate(cfg)

@@ -89,8 +89,8 @@ class DatasetConfig:
     lowercase: bool = True
     strip_html_breaks: bool = False
     min_freq: int = 2
-    # String labels in local data, mapped to class ids: {neg: 0, pos: 1}. null: labels are integers.
-    label_map: dict[str, int] | None = None
+    # String labels in local data, by class id: [neg, pos] maps "neg" -> 0, "pos" -> 1. Empty: integer labels.
+    label_map: list[str] = field(default_factory=list)
     # Keep at most this many examples per split (quick runs, tests); null keeps all.
     limit_train: int | None = None
     limit_val: int | None = None

@@ -209,8 +209,8 @@ def test_string_labels_are_mapped_by_label_map(tmp_path: Path) -> None:
         pd.DataFrame(rows, columns=["text", "label"]).to_csv(tmp_path / f"{split}.csv", index=False)
     with pytest.raises(DataError, match=r"column 'label' must hold integers"):  # without a map: said, not guessed
         load_raw_splits(cfg_for(tmp_path), str(tmp_path / "c"))
-    splits = load_raw_splits(cfg_for(tmp_path, label_map={"neg": 0, "pos": 1}), str(tmp_path / "c"))
+    splits = load_raw_splits(cfg_for(tmp_path, label_map=["neg", "pos"]), str(tmp_path / "c"))
     assert sorted(set(splits["test"]["label"])) == [0, 1]
     assert splits["test"]["label"][:2] == [0, 1]
     with pytest.raises(DataError, match=r"label\(s\) 'pos' not in dataset.label_map \(neg, positive\)"):
-        load_raw_splits(cfg_for(tmp_path, label_map={"neg": 0, "positive": 1}), str(tmp_path / "c"))
+        load_raw_splits(cfg_for(tmp_path, label_map=["neg", "positive"]), str(tmp_path / "c"))

@@ -108,9 +108,9 @@ def load_raw_splits(cfg: Any, cache_dir: str | None = None) -> DatasetDict:
             )
         else:
             splits = _load_hub(cfg, cache_dir)
-    label_map = cfg.get("label_map")
+    label_map = {str(name): i for i, name in enumerate(cfg.get("label_map") or [])}
     if label_map:
-        splits = {name: (map_labels(ds, dict(label_map), source), source) for name, (ds, source) in splits.items()}
+        splits = {name: (map_labels(ds, label_map, source), source) for name, (ds, source) in splits.items()}
     checked = {name: check_split(ds, cfg.num_classes, source) for name, (ds, source) in splits.items()}
     if "validation" not in checked or cfg.carve_validation:
         carve = carve_per_class_head if cfg.get("carve", "stratified") == "per_class_head" else carve_validation
