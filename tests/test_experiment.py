@@ -5,6 +5,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from safr_lightning.experiment import run_training
 
 
@@ -78,3 +80,39 @@ def test_debug_profiler_prints_lightnings_profile_and_tags_reach_the_run(tmp_pat
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[*SMALL, "tags=[ablation-v2,lr-test]"])
     assert run_tags(cfg)[-2:] == ["ablation-v2", "lr-test"]
+
+
+def test_open_doors_take_real_lightning_objects(tmp_path: Path) -> None:
+    """A LearningRateMonitor from callbacks.extra, AdamW with warm-up + cosine, gradient clipping."""
+    import csv as csv_module
+
+    from hydra import compose, initialize_config_dir
+
+    from safr_lightning.config import register_configs
+    from safr_lightning.module import warmup_decay
+    from tests.conftest import CONF, TINY
+
+    overrides = [o for o in TINY if not o.startswith("logger")] + [
+        "logger=csv", "optim=adamw", "optim.scheduler=cosine", "optim.warmup_steps=2", "trainer.gradient_clip_val=0.5",
+        "callbacks.extra=[{_target_:lightning.pytorch.callbacks.LearningRateMonitor,logging_interval:step}]",
+        "trainer.log_every_n_steps=1",
+    ]  # fmt: skip
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    results = run_training(cfg, tmp_path / "run")
+    assert results["status"] == "ok"
+    rows = list(csv_module.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
+    lrs = [float(r["lr-AdamW"]) for r in rows if r.get("lr-AdamW")]
+    total = results["global_step"]
+    expected = [1e-4 * warmup_decay(2, total, "cosine")(s) for s in range(len(lrs))]
+    assert lrs == pytest.approx(expected) and lrs[0] == pytest.approx(0.5e-4)  # half-way up the warm-up
+
+
+def test_warmup_then_cosine_or_linear_decay() -> None:
+    from safr_lightning.module import warmup_decay
+
+    cosine, linear = warmup_decay(4, 104, "cosine"), warmup_decay(4, 104, "linear")
+    assert [cosine(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert cosine(54) == pytest.approx(0.5) and linear(54) == pytest.approx(0.5)
+    assert cosine(104) == pytest.approx(0.0) and linear(104) == pytest.approx(0.0)

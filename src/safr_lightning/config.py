@@ -37,6 +37,8 @@ REGULARIZERS = ("exact", "paper")
 INITS = ("exact", "paper")
 TEST_ON = ("best", "last")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULERS = ("none", "cosine", "linear")
 MAX_SEED = 2**32 - 1  # numpy's bound, enforced by Lightning's seed_everything
 MAX_BATCH = 2**31 - 1  # what the samplers' index arithmetic holds
 TRACE_LAYERS = ("embedding", "vmask", "attn_out", "fc1", "fc2", "block_out")
@@ -181,8 +183,12 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
+    name: str = "adam"  # adam | adamw (conf/optim/)
     lr: float = 1e-4
     weight_decay: float = 0.0
+    # none | cosine | linear: warm up linearly over warmup_steps, then decay to 0 by the last step.
+    scheduler: str = "none"
+    warmup_steps: int = 0
 
 
 @dataclass
@@ -250,6 +256,8 @@ class CallbacksConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     figures: FiguresConfig = field(default_factory=FiguresConfig)
+    # More Lightning callbacks, each {_target_: dotted.Class, ...kwargs}, instantiated by Hydra.
+    extra: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -484,6 +492,15 @@ def validate(cfg: DictConfig) -> None:
     if not (math.isfinite(cfg.optim.lr) and cfg.optim.lr > 0):
         _fail("optim.lr", cfg.optim.lr, "a finite number > 0")
     _check_lambda("optim.weight_decay", cfg.optim.weight_decay)
+    if cfg.optim.name not in OPTIMIZERS:
+        _fail("optim.name", cfg.optim.name, " | ".join(OPTIMIZERS))
+    if cfg.optim.scheduler not in SCHEDULERS:
+        _fail("optim.scheduler", cfg.optim.scheduler, " | ".join(SCHEDULERS))
+    if cfg.optim.warmup_steps < 0:
+        _fail("optim.warmup_steps", cfg.optim.warmup_steps, "an integer >= 0")
+    for i, entry in enumerate(cfg.callbacks.extra):
+        if not OmegaConf.is_dict(entry) or not isinstance(entry.get("_target_"), str):
+            _fail(f"callbacks.extra[{i}]", entry, "{_target_: a.dotted.CallbackClass, ...its arguments}")
     if cfg.trainer.accelerator not in ACCELERATORS:
         _fail("trainer.accelerator", cfg.trainer.accelerator, " | ".join(ACCELERATORS))
     if str(cfg.trainer.precision) not in PRECISIONS:

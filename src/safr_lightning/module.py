@@ -9,7 +9,8 @@ hyperparameters, so ``SAFRModule.load_from_checkpoint(path)`` restores a model t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
@@ -136,12 +137,18 @@ class SAFRModule(L.LightningModule):
             self.model.compile(dynamic=True)
             self._compiled = True
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         # The fused kernel updates each parameter in one pass: on 2 CPU cores the default
         # per-tensor loop costs about as much as the model's own backward at batch 32.
-        return torch.optim.Adam(
-            self.parameters(), lr=self.optim_cfg["lr"], weight_decay=self.optim_cfg["weight_decay"], fused=True
-        )
+        cfg = self.optim_cfg
+        kind = torch.optim.AdamW if cfg.get("name", "adam") == "adamw" else torch.optim.Adam
+        optimizer = kind(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"], fused=True)
+        if cfg.get("scheduler", "none") == "none":
+            return optimizer
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        factor = warmup_decay(int(cfg.get("warmup_steps", 0)), total, cfg["scheduler"])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_train_epoch_start(self) -> None:
         # Dropout and Gumbel noise of epoch e depend on (seed, e) alone, so a run resumed from an
@@ -205,3 +212,16 @@ class SAFRModule(L.LightningModule):
         self.log_dict({f"test/{k}": v for k, v in terms.items()}, batch_size=batch_size, sync_dist=True)
         self.test_acc(logits, batch["labels"])
         self.log("test/acc", self.test_acc, batch_size=batch_size)
+
+
+def warmup_decay(warmup: int, total: int, shape: str) -> Callable[[int], float]:
+    """The learning-rate factor at step ``s``: linear warm-up to 1 over ``warmup`` steps, then ``shape``
+    (cosine or linear) decay to 0 at step ``total``."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+        return 0.5 * (1 + math.cos(math.pi * progress)) if shape == "cosine" else 1.0 - progress
+
+    return factor
