@@ -84,3 +84,18 @@ def test_each_sweep_launch_is_its_own_group(tmp_path: Path) -> None:
         (job,) = [p for p in sweep.iterdir() if p.is_dir()]
         groups.append(offline_run(job).group)
     assert groups == ["demo-2025-01-01-12-00-00-000000", "demo-2025-01-01-12-00-01-000000"]
+
+
+def test_a_tensorboard_logger_runs_beside_wandb(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    extra = "logger.extra=[{_target_:lightning.pytorch.loggers.TensorBoardLogger,name:tb}]"
+    proc = run_train(*TINY, *OFFLINE, extra, f"hydra.run.dir={run_dir}", env=ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list((run_dir / "tb").glob("version_*/events.out.tfevents.*"))  # TensorBoard's own files
+    assert offline_run(run_dir, training=True).summary["status"] == "ok"  # and the W&B run beside it
+    bad = run_train(*TINY, "logger.extra=[{_target_:lightning.pytorch.callbacks.LearningRateMonitor}]",
+                    f"hydra.run.dir={tmp_path / 'bad'}", env=ENV)  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (
+        "error: invalid config: logger.extra lightning.pytorch.callbacks.LearningRateMonitor is not a lightning Logger"
+    )

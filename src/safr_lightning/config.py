@@ -270,6 +270,9 @@ class LoggerConfig:
     # online / offline / disabled; null: online when W&B credentials exist, offline otherwise.
     mode: str | None = None
     log_model: bool = False
+    # More loggers beside this one, each {_target_: dotted.LoggerClass, ...kwargs} (save_dir defaults to
+    # the run dir), e.g. lightning.pytorch.loggers.TensorBoardLogger or CSVLogger next to W&B.
+    extra: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -516,6 +519,9 @@ def validate(cfg: DictConfig) -> None:
         _fail("logger.name", cfg.logger.name, " | ".join(LOGGERS))
     if cfg.logger.mode not in (None, "online", "offline", "disabled"):
         _fail("logger.mode", cfg.logger.mode, "null | online | offline | disabled")
+    for i, entry in enumerate(cfg.logger.get("extra") or []):
+        if not OmegaConf.is_dict(entry) or not isinstance(entry.get("_target_"), str):
+            _fail(f"logger.extra[{i}]", entry, "{_target_: a.dotted.LoggerClass, ...its arguments}")
     validate_srs(cfg.srs)
     validate_figures("callbacks.figures", cfg.callbacks.figures)
     if cfg.srs.enabled and cfg.srs.scorer == "vmask" and not m.vmask:

@@ -96,11 +96,12 @@ def build_loggers(
     against ``epoch``, and the summary of each of ``summary_max`` is its best (max) value, the one the
     checkpoint that was tested had, not the last epoch's.
     """
+    extra = [instantiate_logger(entry, run_dir) for entry in (cfg.get("extra") or [])]
     name = cfg.name
     if name == "none":
-        return []
+        return extra
     if name == "csv":
-        return [CSVLogger(save_dir=str(run_dir), name="", version="csv")]
+        return [CSVLogger(save_dir=str(run_dir), name="", version="csv"), *extra]
     check_wandb_places(cfg, run_dir)
     mode = wandb_mode(cfg.mode)
     if mode == "offline" and not cfg.mode:
@@ -118,7 +119,29 @@ def build_loggers(
         config=config,
     )
     define_metrics(logger.experiment, summary_max)
-    return [logger]
+    return [logger, *extra]
+
+
+def instantiate_logger(entry: Any, run_dir: Path) -> Logger:
+    """One ``logger.extra`` entry as a Lightning logger (``save_dir``: the run dir unless given)."""
+    import inspect
+
+    from hydra.utils import get_class, instantiate
+
+    target = str(entry.get("_target_"))
+    try:
+        cls = get_class(target)
+        kwargs = {}
+        if "save_dir" in inspect.signature(cls).parameters and "save_dir" not in entry:
+            kwargs["save_dir"] = str(run_dir)
+        logger = instantiate(entry, **kwargs)
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        text = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else type(cause).__name__
+        raise ConfigError(f"invalid config: logger.extra {target}: {text}") from None
+    if not isinstance(logger, Logger):
+        raise ConfigError(f"invalid config: logger.extra {target} is not a lightning Logger")
+    return logger
 
 
 def wandb_identity(loggers: list[Logger]) -> dict[str, Any] | None:
