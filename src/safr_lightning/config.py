@@ -17,6 +17,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from safr_lightning.data.synthetic import SyntheticConfig
 from safr_lightning.errors import ConfigError
 from safr_lightning.fidelity import FIDELITY_PRESETS
 from safr_lightning.resume import RESOLVER, run_dir_for
@@ -48,24 +49,6 @@ SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # of a sweep sees the launching process's id. Registered at import, not in register_configs(): joblib
 # and submitit workers unpickle the task without running train.py's module code, yet resolve the dir.
 OmegaConf.register_new_resolver("safr.pid", os.getpid, use_cache=True, replace=True)
-
-
-@dataclass
-class SyntheticConfig:
-    """The planted-rationale task (DESIGN §6); used when ``dataset.name == synthetic``."""
-
-    train_size: int = 2000
-    val_size: int = 500
-    test_size: int = 500
-    min_words: int = 8
-    max_words: int = 24
-    min_planted: int = 1
-    max_planted: int = 3
-    filler_vocab: int = 200
-    polarity_vocab: int = 20
-    negation_prob: float = 0.0
-    distractor_prob: float = 0.0
-    seed: int = 1234
 
 
 @dataclass

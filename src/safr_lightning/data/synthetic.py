@@ -9,9 +9,28 @@ word, aligned with its whitespace-separated words. Deterministic for a given con
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from safr_lightning.config import SyntheticConfig
+
+@dataclass
+class SyntheticConfig:
+    """The planted-rationale task (DESIGN §6); used when ``dataset.name == synthetic``."""
+
+    train_size: int = 2000
+    val_size: int = 500
+    test_size: int = 500
+    min_words: int = 8
+    max_words: int = 24
+    min_planted: int = 1
+    max_planted: int = 3
+    filler_vocab: int = 200
+    polarity_vocab: int = 20
+    negation_prob: float = 0.0
+    distractor_prob: float = 0.0
+    seed: int = 1234
+
 
 POSITIVE = (
     "good great excellent wonderful superb delightful brilliant charming moving lovely "

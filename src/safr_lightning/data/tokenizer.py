@@ -14,8 +14,8 @@ from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel
 from tokenizers.trainers import WordLevelTrainer
 
-PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
-PAD_ID, UNK_ID = 0, 1
+from safr_lightning.data.special_tokens import PAD_ID, PAD_TOKEN, UNK_ID, UNK_TOKEN
+
 _HTML_BREAK = Regex(r"<br\s*/?>")
 
 

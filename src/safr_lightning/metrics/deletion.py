@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from safr_lightning.data.tokenizer import PAD_ID
+from safr_lightning.data.special_tokens import PAD_ID
 
 # n·k/100 is computed in float64; a value meant to be exactly x.5 (15·10/100) may land a hair
 # below it in binary. This guard makes half always round up, as the formula says.
