@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from safr_lightning.errors import ConfigError, SAFRError
+from safr_lightning.errors import ConfigError, SAFRError, first_line
 from safr_lightning.results import RESULTS_FILE
 
 CHECKPOINT_DIR = "checkpoints"
@@ -83,7 +83,7 @@ def load_checkpoint_file(path: Path, what: str) -> dict[str, Any]:
                 raise
             checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # an old-format file
     except Exception as exc:  # truncated, not a torch file, a pickle of something else
-        reason = _first_line(exc) or type(exc).__name__
+        reason = first_line(exc)
         raise SAFRError(f"{what}={path}: not a readable checkpoint ({reason})") from None
     missing = [k for k in ("state_dict", "epoch", "global_step", "hyper_parameters") if not isinstance(checkpoint, dict)
                or k not in checkpoint]  # fmt: skip
@@ -96,13 +96,3 @@ def load_checkpoint_file(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(hparams, dict) or "tokenizer_json" not in hparams:
         raise SAFRError(f"{what}={path}: the checkpoint carries no tokenizer (not written by safr_lightning)")
     return checkpoint
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else ""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else ""

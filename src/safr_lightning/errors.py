@@ -6,6 +6,14 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), else its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
 
 class SAFRError(Exception):
     """A problem with the user's input or environment, explained in one sentence."""
@@ -64,3 +72,24 @@ class Terminated(BaseException):
 
     A ``BaseException``, like ``KeyboardInterrupt``: no ``except Exception`` swallows it.
     """
+
+
+def instantiate_checked(entry: Any, base: type, key: str, **defaults: Any) -> Any:
+    """A ``{_target_: ..., ...}`` config entry made into an object of ``base``, or one line saying why not.
+
+    ``key`` names the entry in messages (``callbacks.extra``); ``defaults`` are keyword arguments the
+    target accepts and the entry does not set (e.g. a logger's ``save_dir``).
+    """
+    import inspect
+
+    from hydra.utils import get_class, instantiate
+
+    target = str(entry.get("_target_"))
+    try:
+        accepted = inspect.signature(get_class(target)).parameters
+        made = instantiate(entry, **{k: v for k, v in defaults.items() if k in accepted and k not in entry})
+    except Exception as exc:
+        raise ConfigError(f"invalid config: {key} {target}: {first_line(exc.__cause__ or exc)}") from None
+    if not isinstance(made, base):
+        raise ConfigError(f"invalid config: {key} {target} is not a {base.__module__.split('.')[0]} {base.__name__}")
+    return made

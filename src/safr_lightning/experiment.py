@@ -32,7 +32,7 @@ from safr_lightning.config import validate
 from safr_lightning.data.datamodule import SAFRDataModule
 from safr_lightning.data.sources import data_fingerprint
 from safr_lightning.data.tokenizer import tokenizer_from_json
-from safr_lightning.errors import ConfigError, RunDirTaken, RunInterrupted, SAFRError
+from safr_lightning.errors import ConfigError, RunDirTaken, RunInterrupted, SAFRError, instantiate_checked
 from safr_lightning.evaluation.srs import SRSSettings
 from safr_lightning.fidelity import fidelity_label
 from safr_lightning.loggers import build_loggers, check_wandb_places, wandb_identity
@@ -179,7 +179,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> tuple[list[Callback], Mod
         es = cb.early_stopping
         callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta))
     for entry in cfg.callbacks.extra:  # e.g. {_target_: lightning.pytorch.callbacks.LearningRateMonitor}
-        callbacks.append(_instantiate_callback(entry))
+        callbacks.append(instantiate_checked(entry, Callback, "callbacks.extra"))
     if cfg.srs.enabled:
         settings = SRSSettings.from_config(cfg.srs)
         val_settings = dataclasses.replace(
@@ -206,25 +206,6 @@ def trainer_extra(cfg: DictConfig) -> dict[str, Any]:
             hint = f"; did you mean {close[0]}?" if close else ""
             raise ConfigError(f"invalid config: trainer.extra.{key} is not a lightning.Trainer keyword{hint}")
     return extra
-
-
-def _instantiate_callback(entry: Any) -> Callback:
-    """One ``callbacks.extra`` entry as a Lightning callback, or one line saying why not."""
-    from hydra.utils import instantiate
-
-    try:
-        callback = instantiate(entry)
-    except Exception as exc:
-        cause = exc.__cause__ or exc
-        raise ConfigError(f"invalid config: callbacks.extra {entry.get('_target_')}: {_one_line(cause)}") from None
-    if not isinstance(callback, Callback):
-        raise ConfigError(f"invalid config: callbacks.extra {entry.get('_target_')} is not a lightning Callback")
-    return callback
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Any], run_dir: Path) -> L.Trainer:

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
-from safr_lightning.errors import ConfigError
+from safr_lightning.errors import ConfigError, instantiate_checked
 from safr_lightning.results import RESULTS_FILE
 from safr_lightning.rundir import check_writable
 
@@ -96,7 +96,8 @@ def build_loggers(
     against ``epoch``, and the summary of each of ``summary_max`` is its best (max) value, the one the
     checkpoint that was tested had, not the last epoch's.
     """
-    extra = [instantiate_logger(entry, run_dir) for entry in (cfg.get("extra") or [])]
+    # save_dir: the run dir, unless the entry says otherwise.
+    extra = [instantiate_checked(e, Logger, "logger.extra", save_dir=str(run_dir)) for e in (cfg.get("extra") or [])]
     name = cfg.name
     if name == "none":
         return extra
@@ -120,28 +121,6 @@ def build_loggers(
     )
     define_metrics(logger.experiment, summary_max)
     return [logger, *extra]
-
-
-def instantiate_logger(entry: Any, run_dir: Path) -> Logger:
-    """One ``logger.extra`` entry as a Lightning logger (``save_dir``: the run dir unless given)."""
-    import inspect
-
-    from hydra.utils import get_class, instantiate
-
-    target = str(entry.get("_target_"))
-    try:
-        cls = get_class(target)
-        kwargs = {}
-        if "save_dir" in inspect.signature(cls).parameters and "save_dir" not in entry:
-            kwargs["save_dir"] = str(run_dir)
-        logger = instantiate(entry, **kwargs)
-    except Exception as exc:
-        cause = exc.__cause__ or exc
-        text = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else type(cause).__name__
-        raise ConfigError(f"invalid config: logger.extra {target}: {text}") from None
-    if not isinstance(logger, Logger):
-        raise ConfigError(f"invalid config: logger.extra {target} is not a lightning Logger")
-    return logger
 
 
 def wandb_identity(loggers: list[Logger]) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from safr_lightning.errors import first_line
 from safr_lightning.fidelity import shared_keys
 from safr_lightning.results import RESULTS_FILE
 from safr_lightning.rundir import NEUTRAL_KEYS
@@ -102,11 +103,6 @@ class Job:
         return shlex.join(["python", "-m", "safr_lightning.train", *kept, where])
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _parse(overrides: list[str]) -> list[Any]:
     return OverridesParser.create().parse_overrides(overrides)
 
@@ -146,7 +142,7 @@ def expected_jobs(sweep_root: Path) -> list[ExpectedJob] | None:
         if not OmegaConf.is_dict(master):
             raise ValueError("not a mapping")
     except Exception as exc:  # a corrupt file: the jobs found on disk are still tabled
-        reason = _first_line(exc)
+        reason = first_line(exc)
         log.warning("unreadable %s (%s): the jobs it asked for are unknown; listing those found", path, reason)
         return None
     sweeper = OmegaConf.select(master, "hydra.sweeper._target_")
@@ -227,7 +223,7 @@ def _job_overrides(run_dir: Path) -> tuple[str, ...]:
     try:
         loaded = OmegaConf.load(path)
     except Exception as exc:  # a corrupt file: the job is listed, not a traceback
-        log.warning("unreadable %s (%s): the job's overrides are unknown", path, _first_line(exc))
+        log.warning("unreadable %s (%s): the job's overrides are unknown", path, first_line(exc))
         return ()
     return tuple(str(o) for o in loaded) if OmegaConf.is_list(loaded) else ()
 
