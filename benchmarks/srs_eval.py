@@ -32,7 +32,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from safr_lightning.config import register_configs
-from safr_lightning.evaluation.srs import SRSSettings, evaluate_srs
+from safr_lightning.analysis.srs import SRSSettings, evaluate_srs
 from safr_lightning.experiment import build_datamodule, build_module, build_trainer, quiet_known_warnings
 from safr_lightning.module import SAFRModule
 

@@ -80,18 +80,6 @@ def random_attention(mask: torch.Tensor, heads: int, generator: torch.Generator)
     return scores.softmax(-1)
 
 
-def top_fraction_mask(scores: torch.Tensor, mask: torch.Tensor, fraction: float) -> torch.Tensor:
-    """Per text: the floor(n·fraction + 0.5) highest scores, ties to the earlier position."""
-    out = torch.zeros(mask.shape, dtype=torch.bool)
-    for b in range(mask.shape[0]):
-        real = real_tokens(mask, b)
-        k = math.floor(len(real) * fraction + 0.5)
-        ranked = sorted(real, key=lambda i: (-float(scores[b, i]), i))
-        for i in ranked[:k]:
-            out[b, i] = True
-    return out
-
-
 # -- deletion (DESIGN §7) ---------------------------------------------------------------------
 
 
@@ -100,6 +88,17 @@ def n_rounded(n: int, k: float) -> int:
     from fractions import Fraction
 
     return math.floor(Fraction(n) * Fraction(repr(float(k))) / 100 + Fraction(1, 2))
+
+
+def important_tokens(scores: torch.Tensor, mask: torch.Tensor, k: float) -> torch.Tensor:
+    """Per text: the n_rounded(n, k) highest scores, ties to the earlier position."""
+    out = torch.zeros(mask.shape, dtype=torch.bool)
+    for b in range(mask.shape[0]):
+        real = real_tokens(mask, b)
+        ranked = sorted(real, key=lambda i: (-float(scores[b, i]), i))
+        for i in ranked[: n_rounded(len(real), k)]:
+            out[b, i] = True
+    return out
 
 
 def top_positions(scores: list[float], count: int) -> list[int]:
@@ -137,16 +136,16 @@ def attention_received(a: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def correlated_pairs(a: torch.Tensor, mask: torch.Tensor, fraction: float) -> torch.Tensor:
-    """Per text: the top fraction of pairs i < j by (mean_h A_ij + mean_h A_ji) / 2; ties: earlier pair."""
+def correlated_pairs(a: torch.Tensor, mask: torch.Tensor, k: float) -> torch.Tensor:
+    """Per text: the top k % of pairs i < j by (mean_h A_ij + mean_h A_ji) / 2; ties: earlier pair."""
     B, M, T, _ = a.shape
     out = torch.zeros(B, T, T, dtype=torch.bool)
     for b in range(B):
         real = real_tokens(mask, b)
         pairs = [(i, j) for i in real for j in real if i < j]
         score = {(i, j): sum(float(a[b, h, i, j]) + float(a[b, h, j, i]) for h in range(M)) / (2 * M) for i, j in pairs}
-        k = math.floor(len(pairs) * fraction + 0.5)
-        for i, j in sorted(pairs, key=lambda p: (-score[p], p[0] * T + p[1]))[:k]:
+        top = n_rounded(len(pairs), k)
+        for i, j in sorted(pairs, key=lambda p: (-score[p], p[0] * T + p[1]))[:top]:
             out[b, i, j] = True
     return out
 

@@ -17,9 +17,10 @@ from typing import NamedTuple, NoReturn
 
 from safr_lightning.cli import take_signals
 from safr_lightning.errors import SAFRError, Terminated
+from safr_lightning.plots.style import save_figure
 from safr_lightning.rundir import check_writable
 from safr_lightning.sweep.figure import deletion_figure
-from safr_lightning.sweep.files import save_figure_atomic, write_text_atomic
+from safr_lightning.sweep.files import write_text_atomic
 from safr_lightning.sweep.jobs import FAILED, MISSING, OK, Job, collect_jobs, newest_sweep
 from safr_lightning.sweep.paper_tables import PAPER_K
 from safr_lightning.sweep.table import csv_text, datasets_of, markdown, problems, summarize
@@ -69,8 +70,7 @@ def aggregate(sweep_dir: Path, k: float = PAPER_K, figures: bool = True) -> Aggr
         written.append(write_text_atomic(sweep_dir / f"{stem}.csv", csv_text(dataset, rows, k)))
         fig = deletion_figure(dataset, rows) if figures else None
         if fig is not None:
-            for ext in ("png", "svg"):
-                written.append(save_figure_atomic(fig, sweep_dir / f"deletion_{dataset}.{ext}"))
+            written.extend(save_figure(fig, sweep_dir / f"deletion_{dataset}", formats=("png", "svg")))
         elif figures:
             notes.append(f"{dataset}: no deletion accuracies (test.acc_capacity) in any results.json: no figure")
     return Aggregation(jobs, written, notes)

@@ -13,12 +13,11 @@ Light imports: torch is imported only to read a file.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from safr_lightning.errors import ConfigError, SAFRError, first_line
-from safr_lightning.results import RESULTS_FILE
+from safr_lightning.results import RESULTS_FILE, ResultsUnreadable, load_record
 
 CHECKPOINT_DIR = "checkpoints"
 BEST, LAST = "best.ckpt", "last.ckpt"
@@ -39,13 +38,11 @@ def tested_checkpoint(run_dir: Path) -> str | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        return load_record(path).checkpoint
+    except ResultsUnreadable as exc:
         raise SAFRError(
-            f"{path} is unreadable ({exc}); name the checkpoint: ckpt_path={run_dir}/{CHECKPOINT_DIR}/{BEST}"
+            f"{path} is unreadable ({exc.cause}); name the checkpoint: ckpt_path={run_dir}/{CHECKPOINT_DIR}/{BEST}"
         ) from None
-    recorded = data.get("checkpoint") if isinstance(data, dict) else None
-    return recorded if isinstance(recorded, str) else None
 
 
 def resolve_checkpoint(ckpt_path: str | None, resume: bool = False) -> Path:

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
 import re
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -47,7 +49,7 @@ EXIT_USER_ERROR = 2
 VERBOSE_FLAG = "--verbose"
 FULL_ERROR_ENV = "HYDRA_FULL_ERROR"
 
-# Schema annotations (config.py writes them as strings) in words.
+# Schema annotations (config/schema.py writes them as strings) in words.
 _TYPE_WORDS = {
     "int": "an integer",
     "float": "a number",
@@ -229,3 +231,12 @@ def _raised_in(exc: BaseException, function: Any) -> bool:
             return True
         tb = tb.tb_next
     return False
+
+
+def quiet_known_warnings() -> None:
+    """Silence warnings that are expected by design here, so the real ones stand out."""
+    # Batches are built in-process by one vectorized gather; worker processes would only add IPC.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", ".*`isinstance.*LeafSpec.*`.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)

@@ -9,7 +9,6 @@ stderr with exit code 2.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from safr_lightning.analysis.srs import SRSSettings, check_scorer, curve_rows, evaluate_srs
 from safr_lightning.checkpoints import (
     CHECKPOINT_DIR,
     load_checkpoint_file,
@@ -26,17 +26,15 @@ from safr_lightning.checkpoints import (
     run_dir_of,
     tested_checkpoint,
 )
-from safr_lightning.cli import UserErrorExit, run_cli
+from safr_lightning.cli import UserErrorExit, quiet_known_warnings, run_cli
 from safr_lightning.config import DataConfig, DatasetConfig, SRSConfig, register_configs, validate_srs
 from safr_lightning.data.datamodule import SAFRDataModule
 from safr_lightning.data.tokenizer import UNK_ID
 from safr_lightning.errors import ConfigError, SAFRError
-from safr_lightning.evaluation.srs import SRSSettings, check_scorer, curve_rows, evaluate_srs
-from safr_lightning.experiment import quiet_known_warnings
 from safr_lightning.loggers import log_evaluation
 from safr_lightning.module import SAFRModule
 from safr_lightning.paths import CONFIG_DIR
-from safr_lightning.results import RESULTS_FILE, run_identity, write_results
+from safr_lightning.results import read_record, run_identity, write_results
 from safr_lightning.rundir import check_writable
 
 log = logging.getLogger("safr_lightning.evaluate")
@@ -120,11 +118,8 @@ def default_output_name(cfg: DictConfig, ckpt: Path | None = None) -> str:
 
 def _training_wandb(run_dir: Path) -> dict[str, Any] | None:
     """The training run's W&B identity (results.json's ``wandb`` block), if it logged to W&B."""
-    try:
-        block = json.loads((run_dir / RESULTS_FILE).read_text()).get("wandb")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return block if isinstance(block, dict) else None
+    record = read_record(run_dir)
+    return record.wandb if record else None
 
 
 def run_evaluation(cfg: DictConfig) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import os
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,14 +25,15 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from safr_lightning.analysis.srs import SRSSettings
 from safr_lightning.callbacks import AllocationFigures, EpochLog, SRSCallback, ThroughputMonitor
 from safr_lightning.checkpoints import CHECKPOINT_DIR, LAST, load_checkpoint_file
+from safr_lightning.cli import quiet_known_warnings
 from safr_lightning.config import validate
 from safr_lightning.data.datamodule import SAFRDataModule
 from safr_lightning.data.sources import data_fingerprint
 from safr_lightning.data.tokenizer import tokenizer_from_json
 from safr_lightning.errors import ConfigError, RunDirTaken, RunInterrupted, SAFRError, instantiate_checked
-from safr_lightning.evaluation.srs import SRSSettings
 from safr_lightning.fidelity import fidelity_label
 from safr_lightning.loggers import build_loggers, check_wandb_places, wandb_identity
 from safr_lightning.memory import keep_freed_memory
@@ -56,15 +56,6 @@ TRAINER_KEYS = (
     "limit_train_batches", "limit_val_batches", "limit_test_batches", "fast_dev_run",
     "log_every_n_steps", "gradient_clip_val", "num_sanity_val_steps", "enable_progress_bar", "deterministic",
 )  # fmt: skip
-
-
-def quiet_known_warnings() -> None:
-    """Silence warnings that are expected by design here, so the real ones stand out."""
-    # Batches are built in-process by one vectorized gather; worker processes would only add IPC.
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
-    warnings.filterwarnings("ignore", ".*`isinstance.*LeafSpec.*`.*")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 
 
 def build_datamodule(cfg: DictConfig, tokenizer: Any = None) -> SAFRDataModule:

@@ -12,7 +12,6 @@ SVG; the run's deletion curve (Figure 3) when the run has an SRS evaluation; and
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from safr_lightning.allocation import (
+from safr_lightning.analysis.allocation import (
     LAYER_TITLES,
     GroupStatistics,
     TextProfile,
@@ -31,12 +30,7 @@ from safr_lightning.allocation import (
     profile_texts,
     sample_batches,
 )
-from safr_lightning.checkpoints import load_checkpoint_file, resolve_checkpoint, run_dir_of
-from safr_lightning.cli import UserErrorExit, run_cli
-from safr_lightning.config import register_configs, validate_figures
-from safr_lightning.errors import ConfigError, SAFRError
-from safr_lightning.experiment import quiet_known_warnings
-from safr_lightning.figures import (
+from safr_lightning.analysis.figures import (
     curve_figure,
     group_figure,
     label_names,
@@ -45,10 +39,14 @@ from safr_lightning.figures import (
     save_all,
     text_figures,
 )
+from safr_lightning.checkpoints import load_checkpoint_file, resolve_checkpoint, run_dir_of
+from safr_lightning.cli import UserErrorExit, quiet_known_warnings, run_cli
+from safr_lightning.config import register_configs, validate_figures
+from safr_lightning.errors import ConfigError, SAFRError
 from safr_lightning.module import SAFRModule
 from safr_lightning.paths import CONFIG_DIR
 from safr_lightning.plots import DeletionCurves, curves_from_results
-from safr_lightning.results import RESULTS_FILE
+from safr_lightning.results import RESULTS_FILE, read_record
 from safr_lightning.rundir import check_writable
 
 log = logging.getLogger("safr_lightning.explain")
@@ -100,16 +98,9 @@ def deletion_curves_of(run_dir: Path) -> tuple[DeletionCurves | None, str]:
     where it came from, or ``(None, why not)``."""
     for name in (EVALUATION_FILE, RESULTS_FILE):
         path = run_dir / name
-        if not path.is_file():
-            continue
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if not isinstance(data, dict):
-            continue
-        section = data.get("test") if isinstance(data.get("test"), dict) else data
-        curves = curves_from_results(section) if isinstance(section, dict) else None
+        record = read_record(path) if path.is_file() else None
+        section = record.test if record is not None else None
+        curves = curves_from_results(section) if section is not None else None
         if curves is not None:
             return curves, str(path)
     return (

@@ -7,7 +7,6 @@ directory and says how to upload it. Nothing is sent anywhere else.
 
 from __future__ import annotations
 
-import json
 import logging
 import netrc
 import os
@@ -18,7 +17,7 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
 from safr_lightning.errors import ConfigError, instantiate_checked
-from safr_lightning.results import RESULTS_FILE
+from safr_lightning.results import RESULTS_FILE, read_record
 from safr_lightning.rundir import check_writable
 
 log = logging.getLogger(__name__)
@@ -143,7 +142,7 @@ def log_evaluation(run_dir: Path, trained: dict[str, Any], evaluation: dict[str,
     """
     import wandb
 
-    from safr_lightning.evaluation.srs import curve_rows, flat_metrics
+    from safr_lightning.analysis.srs import curve_rows, flat_metrics
 
     block = "test" if "test" in evaluation else "val"
     try:
@@ -207,19 +206,17 @@ def finish_wandb(run_dir: Path | None = None) -> None:
 
 def _record_outcome(run: Any, run_dir: Path) -> int:
     """Put the run's status (and reason) into the W&B summary, save its files; the exit code to report."""
-    try:
-        results = json.loads((run_dir / RESULTS_FILE).read_text())
-    except (OSError, ValueError):
-        results = {}
-    status = str(results.get("status", "unknown")) if isinstance(results, dict) else "unknown"
+    record = read_record(run_dir)
+    status = (record.status if record else None) or "unknown"
+    reason = (record.reason if record else None) or "the run ended without writing results.json"
     run.summary["status"] = status
     if status != "ok":
-        run.summary["reason"] = str(results.get("reason", "the run ended without writing results.json"))
+        run.summary["reason"] = reason
     for name in (RESULTS_FILE, LOG_FILE):
         if (run_dir / name).is_file():
             run.save(str(run_dir / name), base_path=str(run_dir), policy="now")
     if status == "ok":
         return 0
     if status == "interrupted":
-        return 143 if "SIGTERM" in str(results.get("reason", "")) else 130
+        return 143 if "SIGTERM" in reason else 130
     return 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -22,6 +22,7 @@ from safr_lightning.config import FidelityConfig
 from safr_lightning.data.tokenizer import PAD_ID, tokenizer_from_json
 from safr_lightning.errors import NonFiniteLossError, SAFRError
 from safr_lightning.losses import LossWeights, safr_loss
+from safr_lightning.model.config import ModelConfig, VMaskConfig, typed
 from safr_lightning.model.transformer import ModelOutput, SAFRTransformer
 
 # DESIGN's exact mode: the fidelity of every checkpoint written before the key existed.
@@ -53,8 +54,8 @@ class SAFRModule(L.LightningModule):
         self,
         tokenizer_json: str,
         num_classes: int,
-        model: dict[str, Any],
-        vmask: dict[str, Any],
+        model: Mapping[str, Any] | ModelConfig,
+        vmask: Mapping[str, Any] | VMaskConfig,
         lambdas: dict[str, float],
         loss: dict[str, Any] | None = None,
         optim: dict[str, Any] | None = None,
@@ -72,17 +73,13 @@ class SAFRModule(L.LightningModule):
         fixed_padding = bool(self.fidelity["fixed_padding"])
         # The padded length of every input (the paper's fixed padding), or None: the batch's longest.
         self.pad_to: int | None = max_len if fixed_padding else None
-        self.model = SAFRTransformer(
+        self.model_config = typed(ModelConfig, model)
+        self.vmask_config = typed(VMaskConfig, vmask)
+        self.model = SAFRTransformer.from_config(
+            self.model_config,
+            self.vmask_config,
             vocab_size=self.tokenizer.get_vocab_size(),
             num_classes=num_classes,
-            d_model=model["d_model"],
-            n_heads=model["n_heads"],
-            d_ff=model["d_ff"],
-            n_layers=model["n_layers"],
-            dropout=model["dropout"],
-            vmask=model["vmask"],
-            vmask_hidden=vmask["hidden"],
-            vmask_tau=vmask["tau"],
             max_len=max(max_len, 512),
             pad_id=PAD_ID,
             fixed_length=self.pad_to,
@@ -94,14 +91,14 @@ class SAFRModule(L.LightningModule):
         self.weights = LossWeights(
             imp=float(lambdas["imp"]),
             inter=float(lambdas["inter"]),
-            beta=float(vmask.get("beta", 0.0)),
+            beta=float(self.vmask_config.beta),
             inter_include_self=bool(loss.get("inter_include_self", False)),
             regularizers=str(self.fidelity["regularizers"]),
         )
         self.optim_cfg = {"lr": 1e-4, "weight_decay": 0.0, **(optim or {})}
         self.seed = seed
         self.nan_check_every = max(1, nan_check_every)
-        self.compile_model = bool(model.get("compile", False))
+        self.compile_model = bool(self.model_config.compile)
         self._bad_step: torch.Tensor | None = None  # first step with a non-finite loss (device-side)
         self._bad_values: torch.Tensor | None = None
         self._term_names: list[str] = []

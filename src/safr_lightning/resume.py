@@ -15,13 +15,12 @@ Only the light modules are imported here: :func:`run_dir_for` runs while Hydra c
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from safr_lightning.checkpoints import CHECKPOINT_DIR, LAST, resolve_checkpoint
 from safr_lightning.errors import ConfigError
-from safr_lightning.results import RESULTS_FILE
+from safr_lightning.results import read_record
 from safr_lightning.rundir import flatten
 
 RESOLVER = "safr.run_dir"
@@ -47,11 +46,8 @@ def run_dir_for(ckpt_path: str | None, default: str) -> str:
 
 def finished_results(run_dir: Path) -> dict[str, Any] | None:
     """``run_dir``'s results.json if it records a finished run (``status: ok``), else None."""
-    try:
-        results = json.loads((run_dir / RESULTS_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return results if isinstance(results, dict) and results.get("status") == "ok" else None
+    record = read_record(run_dir)
+    return dict(record.data) if record is not None and record.status == "ok" else None
 
 
 def resolve_resume(ckpt_path: str | None, run_dir: Path) -> Path | None:

@@ -9,7 +9,6 @@ half a second, not ten.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import sys
@@ -27,7 +26,7 @@ from safr_lightning.config import register_configs, validate
 from safr_lightning.errors import ConfigError, RunDirTaken, RunInterrupted, SAFRError, Terminated
 from safr_lightning.gpu_slots import job_gpu_slot
 from safr_lightning.paths import CONFIG_DIR
-from safr_lightning.results import RESULTS_FILE, run_identity, write_results
+from safr_lightning.results import read_record, run_identity, write_results
 from safr_lightning.resume import finished_results, resolve_resume
 from safr_lightning.rundir import check_run_dir, hold_run_dir, is_first_process
 
@@ -99,13 +98,10 @@ def _distributed(cfg: DictConfig) -> bool:
 
 
 def _running_record(run_dir: Path) -> dict[str, Any]:
-    try:
-        record = json.loads((run_dir / RESULTS_FILE).read_text())
-    except (OSError, ValueError):
+    record = read_record(run_dir)
+    if record is None or record.status != "running":
         return {}
-    if not isinstance(record, dict) or record.get("status") != "running":
-        return {}
-    return {k: record[k] for k in ("fingerprint", "overrides") if k in record}
+    return {k: record.data[k] for k in ("fingerprint", "overrides") if k in record.data}
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any] | None:

@@ -4,16 +4,33 @@ import pytest
 import torch
 
 from safr_lightning.metrics.deletion import (
-    delete_top,
-    keep_top,
+    compact,
+    deletion_keep,
+    important_tokens,
     n_delete,
     n_keep,
     n_rounded,
     pack,
     rank_tokens,
-    top_tokens,
+    sufficiency_keep,
+    top_ranked,
 )
 from tests import reference as ref
+
+
+def delete_top(
+    ids: torch.Tensor, mask: torch.Tensor, scores: torch.Tensor, k: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What SRS feeds the model after deleting the top k %: the package's primitives composed."""
+    return compact(ids, deletion_keep(rank_tokens(scores, mask), mask, k))
+
+
+def keep_top(
+    ids: torch.Tensor, mask: torch.Tensor, scores: torch.Tensor, k: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What SRS feeds the model for sufficiency (the top k % alone)."""
+    return compact(ids, sufficiency_keep(rank_tokens(scores, mask), mask, k))
+
 
 # Padding everywhere but the longest text, one- and two-token texts.
 LENGTHS = [7, 1, 2, 5, 3, 1, 6, 2, 4, 7]
@@ -104,7 +121,7 @@ def test_real_tokens_scored_minus_inf_still_rank_before_padding() -> None:
     scores = torch.tensor([[float("-inf"), float("-inf"), 0.0, 5.0]])
     ranks = rank_tokens(scores, mask)
     assert ranks[0, :2].tolist() == [0, 1]
-    assert top_tokens(scores, mask, torch.tensor([2])).tolist() == [[True, True, False, False]]
+    assert top_ranked(ranks, mask, torch.tensor([2])).tolist() == [[True, True, False, False]]
 
 
 def test_one_token_texts_are_never_emptied() -> None:
@@ -120,3 +137,25 @@ def test_pack_moves_kept_positions_to_the_front_in_order() -> None:
     source, mask = pack(keep)
     assert mask.tolist() == [[True, True, True], [True, False, False]]
     assert source[0].tolist() == [1, 3, 4] and source[1, 0] == 0
+
+
+@pytest.mark.parametrize("k", [0, 30, 50, 100, 12.5])
+def test_important_tokens_match_token_loop(k: float) -> None:
+    mask = ref.random_mask([5, 1, 3, 7, 2, 10, 15])
+    scores = torch.randn(mask.shape, generator=torch.Generator().manual_seed(0))
+    scores[~mask] = 100.0  # padding must never be picked, however high its score
+    assert torch.equal(important_tokens(scores, mask, k), ref.important_tokens(scores, mask, k))
+
+
+def test_important_tokens_break_ties_by_position() -> None:
+    mask = ref.random_mask([5, 1, 3, 7, 2, 10])
+    tied = torch.ones(mask.shape)  # VMASK keep probabilities of a Baseline are all 1
+    selected = important_tokens(tied, mask)  # Table 3's 30 %
+    assert torch.equal(selected, ref.important_tokens(tied, mask, 30))
+    assert selected[5].tolist()[:4] == [True, True, True, False]  # 10 tokens: the first 3
+
+
+def test_important_tokens_count_like_deletion_rounds_half_up() -> None:
+    mask = ref.random_mask([1, 2, 5, 10, 7, 15])
+    counts = important_tokens(torch.zeros(mask.shape), mask, 30).sum(1)
+    assert counts.tolist() == [0, 1, 2, 3, 2, 5]  # 15 · 0.3 = 4.5 rounds up, as SRS counts

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from safr_lightning.errors import ConfigError
-from safr_lightning.metrics.deletion import top_tokens
+from safr_lightning.metrics.deletion import rank_tokens, top_ranked
 from safr_lightning.metrics.scorers import (
     attention_scores,
     capacity_scores,
@@ -69,7 +69,7 @@ def test_random_scores_depend_only_on_seed_draw_text_and_position() -> None:
 def test_random_deletion_picks_every_position_about_equally_often() -> None:
     n, width, pick = 6000, 10, 3
     mask = torch.ones(n, width, dtype=torch.bool)
-    chosen = top_tokens(random_scores(torch.arange(n), mask, seed=0), mask, torch.full((n,), pick))
+    chosen = top_ranked(rank_tokens(random_scores(torch.arange(n), mask, seed=0), mask), mask, torch.full((n,), pick))
     frequency = chosen.float().mean(0)  # each position: expected 0.3, binomial sd ≈ 0.006
     assert (frequency - pick / width).abs().max() < 0.025
     assert chosen.sum(1).eq(pick).all()

@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from safr_lightning.metrics.superposition import capacity, interference, polysemanticity
+from safr_lightning.metrics.superposition import capacity, centred, interference, polysemanticity
 from tests.reference import capacity as ref_capacity
+from tests.reference import centred as ref_centred
 from tests.reference import interference as ref_interference
 from tests.reference import polysemanticity as ref_polysemanticity
 from tests.reference import random_mask
@@ -73,3 +74,10 @@ def test_metrics_accept_bf16_and_compute_in_fp32(h: torch.Tensor, mask: torch.Te
     out = capacity(h.bfloat16(), mask)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, capacity(h.bfloat16().float(), mask))
+
+
+def test_centred_matches_token_loop(mask: torch.Tensor) -> None:
+    h = torch.randn(len(LENGTHS), max(LENGTHS), 8, generator=torch.Generator().manual_seed(2))
+    got = centred(h, mask)
+    torch.testing.assert_close(got.double(), ref_centred(h, mask), rtol=1e-5, atol=1e-5)
+    assert (got[~mask] == 0).all()

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from safr_lightning.plots.style import save_figure
 from safr_lightning.sweep.figure import deletion_curve, deletion_figure, figure_rows
-from safr_lightning.sweep.files import save_figure_atomic
 from safr_lightning.sweep.jobs import collect_jobs
 from safr_lightning.sweep.table import summarize
 from tests.sweep_fixtures import fake_results, write_job
@@ -52,10 +52,9 @@ def test_deletion_curve_starts_at_the_full_test_accuracy(rows: list) -> None:
 def test_figure_is_written_as_png_and_svg(rows: list, tmp_path: Path) -> None:
     fig = deletion_figure("sst2", rows)
     assert fig is not None
-    png = save_figure_atomic(fig, tmp_path / "f.png")
-    svg = save_figure_atomic(fig, tmp_path / "f.svg")
+    png, svg = save_figure(fig, tmp_path / "f", formats=("png", "svg"))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and b"<svg" in svg.read_bytes()[:500]
-    assert sorted(p.name for p in tmp_path.glob("*.tmp")) == []  # no temporary file left behind
+    assert sorted(p.name for p in tmp_path.glob(".*.tmp")) == []  # no temporary file left behind
 
 
 def test_no_figure_without_deletion_results(tmp_path: Path) -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from safr_lightning.results import value_at_k
 from safr_lightning.sweep.jobs import collect_jobs
 from safr_lightning.sweep.paper_tables import TABLE6
-from safr_lightning.sweep.table import csv_text, markdown, mean_std, problems, summarize, value_at_k
+from safr_lightning.sweep.table import csv_text, markdown, mean_std, problems, summarize
 from tests.sweep_fixtures import failed_results, fake_results, write_job
 
 CONFIGS = [("safr", 0.1, 0.1), ("baseline", 0.0, 0.0), ("safr", 0.5, 2.0), ("safr", 0.0, 0.0)]

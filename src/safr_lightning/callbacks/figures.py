@@ -11,8 +11,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from matplotlib.figure import Figure
 
-from safr_lightning.allocation import group_statistics, profile_texts, sample_batches
-from safr_lightning.figures import (
+from safr_lightning.analysis.allocation import group_statistics, profile_texts, sample_batches
+from safr_lightning.analysis.figures import (
     curve_figure,
     group_figure,
     label_names,

@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from torch.utils.data import DataLoader, Subset
 
-from safr_lightning.evaluation.srs import SRSSettings, curve_rows, evaluate_srs, flat_metrics
+from safr_lightning.analysis.srs import SRSSettings, curve_rows, evaluate_srs, flat_metrics
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _limit_of(trainer: L.Trainer, loader: Any) -> float:
 
 
 class SRSCallback(Callback):
-    """Runs :func:`~safr_lightning.evaluation.srs.evaluate_srs` at validation end and after test."""
+    """Runs :func:`~safr_lightning.analysis.srs.evaluate_srs` at validation end and after test."""
 
     def __init__(
         self,

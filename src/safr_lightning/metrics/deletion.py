@@ -1,4 +1,8 @@
-"""Deleting (or keeping) the top-scored tokens of every text at once (DESIGN §7).
+"""Selecting, deleting or keeping the top-scored tokens of every text at once (DESIGN §7).
+
+The one place a "top k %" of tokens is chosen: SRS deletion and sufficiency, Table 3's important
+tokens, the allocation figures and the correlated pairs all rank with :func:`rank_tokens` and
+count with :func:`n_rounded`.
 
 Pure, batched tensor functions: no Python loop over tokens or texts. A text of ``n`` real tokens
 loses its ``n_k = floor(n·k/100 + 0.5)`` highest-scored tokens; the survivors close ranks (their
@@ -17,6 +21,8 @@ from safr_lightning.data.special_tokens import PAD_ID
 # n·k/100 is computed in float64; a value meant to be exactly x.5 (15·10/100) may land a hair
 # below it in binary. This guard makes half always round up, as the formula says.
 _ROUND_GUARD = 1e-9
+# Table 3: the top 30 % of each text by VMASK keep probability are its "important" tokens.
+IMPORTANT_K = 30.0
 
 
 def n_rounded(lengths: torch.Tensor, k: float) -> torch.Tensor:
@@ -52,9 +58,33 @@ def rank_tokens(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return ranks
 
 
-def top_tokens(scores: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """The ``counts`` [B] highest-scored real tokens of each text, as a bool mask [B, T]."""
-    return (rank_tokens(scores, mask) < counts[:, None]) & mask
+def top_ranked(ranks: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """The real tokens ranked below ``counts`` [B]: bool [..., B, T] for ``ranks`` [..., B, T].
+
+    ``ranks`` from :func:`rank_tokens` (a leading dimension holds several scorings of one batch).
+    """
+    return (ranks < counts[:, None]) & mask
+
+
+def important_tokens(scores: torch.Tensor, mask: torch.Tensor, k: float = IMPORTANT_K) -> torch.Tensor:
+    """Each text's top ``k`` % real tokens by ``scores`` (``n_k`` of n, may be 0): bool [B, T].
+
+    Table 3's "important tokens" are ``important_tokens(vmask_prob, mask)``: the top 30 % by VMASK
+    keep probability. SRS, the allocation statistics, the figures and the neuron analysis all
+    select them here, so they count the same tokens.
+    """
+    mask = mask.bool()
+    return top_ranked(rank_tokens(scores, mask), mask, n_rounded(mask.sum(-1), k))
+
+
+def deletion_keep(ranks: torch.Tensor, mask: torch.Tensor, k: float) -> torch.Tensor:
+    """What survives deleting each text's ``n_delete`` top-ranked tokens: bool [..., B, T]."""
+    return mask & ~top_ranked(ranks, mask, n_delete(mask.sum(-1), k))
+
+
+def sufficiency_keep(ranks: torch.Tensor, mask: torch.Tensor, k: float) -> torch.Tensor:
+    """The top-``k`` % rationale each text keeps (``n_keep`` tokens, at least one): bool [..., B, T]."""
+    return top_ranked(ranks, mask, n_keep(mask.sum(-1), k))
 
 
 def pack(keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,28 +102,15 @@ def pack(keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return source[:, :width], mask
 
 
+def gather_kept(input_ids: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Token ids at the packed positions: ``input_ids`` [R, T], ``source``/``mask`` [R, W] -> [R, W], PAD elsewhere."""
+    return torch.where(mask, input_ids.gather(1, source), PAD_ID)
+
+
 def compact(input_ids: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``keep`` [B, T] tokens of ``input_ids`` [B, T], gaps closed, re-padded: ``(ids, mask)`` [B, W]."""
-    source, mask = pack(keep)
-    return torch.where(mask, input_ids.gather(1, source), PAD_ID), mask
+    """The ``keep`` [B, T] tokens of ``input_ids`` [B, T], gaps closed, re-padded: ``(ids, mask)`` [B, W].
 
-
-def delete_top(
-    input_ids: torch.Tensor, mask: torch.Tensor, scores: torch.Tensor, k: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Delete each text's ``n_k`` highest-scored real tokens, close the gaps, re-pad.
-
-    ``input_ids`` [B, T], ``mask`` [B, T] (True = real), ``scores`` [B, T] -> ``(input_ids, mask)`` [B, W].
+    With :func:`deletion_keep` or :func:`sufficiency_keep`, this is what SRS feeds the model.
     """
-    mask = mask.bool()
-    drop = top_tokens(scores, mask, n_delete(mask.sum(1), k))
-    return compact(input_ids, mask & ~drop)
-
-
-def keep_top(
-    input_ids: torch.Tensor, mask: torch.Tensor, scores: torch.Tensor, k: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keep only each text's top-``k`` % tokens (at least one), in their original order; [B, W]."""
-    mask = mask.bool()
-    keep = top_tokens(scores, mask, n_keep(mask.sum(1), k))
-    return compact(input_ids, keep)
+    source, mask = pack(keep)
+    return gather_kept(input_ids, source, mask), mask

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from safr_lightning.errors import ConfigError
+from safr_lightning.metrics.attention import attention_received
 from safr_lightning.metrics.superposition import capacity
 
 Trace = dict[str, torch.Tensor]
@@ -43,10 +44,8 @@ def attention_scores(trace: Trace) -> torch.Tensor:
 
     ``trace["attention"]`` is A [B, M, T, T] (rows: queries, columns: keys) of the first block.
     """
-    a, mask = trace["attention"], trace["attention_mask"]
-    rows = mask.to(a.dtype)[:, None, :, None]  # padding queries attend too; they do not count
-    received = (a * rows).sum(dim=(1, 2)) / (a.shape[1] * rows.sum(dim=(1, 2)).clamp_min(1))
-    return _mask_padding(received, mask)
+    mask = trace["attention_mask"]
+    return _mask_padding(attention_received(trace["attention"], mask), mask)
 
 
 # 32-bit integer mixing ("lowbias"-style, constants < 2^28 so int64 products never overflow).

@@ -44,3 +44,15 @@ def capacity(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     self_term = torch.diagonal(gram, dim1=-2, dim2=-1).square()
     total = gram.square().sum(-1)
     return torch.where(total > 0, self_term / total.clamp_min(torch.finfo(total.dtype).tiny), 0.0)
+
+
+def centred(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``h_i − h̄`` with h̄ the mean of the text's real tokens: [B, T, D], padding 0.
+
+    Post-ReLU layers (FC1) have only non-negative interference ``h_i · h_j``; after centring, its
+    sign says whether two tokens are more (+) or less (−) alike than the text's average token.
+    """
+    m = mask.to(torch.float32).unsqueeze(-1)
+    h = h.float() * m
+    mean = h.sum(-2, keepdim=True) / m.sum(-2, keepdim=True).clamp_min(1)
+    return (h - mean) * m

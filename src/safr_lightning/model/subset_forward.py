@@ -11,7 +11,7 @@ sits, so it is computed once per original text and *gathered* for every copy:
 Only attention, its output projection, the FFN, the norms, later blocks and the classifier run per
 copy. The module reads the model's public submodules (``embedding``, ``vmask``, ``positions``,
 ``blocks[i].attn.qkv`` ...) and never changes the model. It restates ``Block.forward``'s algebra
-(post-LN, eval-mode dropout = identity), so :func:`safr_lightning.evaluation.srs.evaluate_srs`
+(post-LN, eval-mode dropout = identity), so :func:`safr_lightning.analysis.srs.evaluate_srs`
 checks it against the model's own forward on the first batch and falls back to that forward if
 they ever disagree (e.g. after a change in ``model/transformer.py``).
 """

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from safr_lightning.model.config import ModelConfig, VMaskConfig
 from safr_lightning.model.vmask import VMask
 
 
@@ -105,6 +107,21 @@ class Block(nn.Module):
 
 class SAFRTransformer(nn.Module):
     """The 1-layer (by default) transformer classifier of the paper, with an optional VMASK layer."""
+
+    @classmethod
+    def from_config(
+        cls, model: ModelConfig, vmask: VMaskConfig, *, vocab_size: int, num_classes: int, **data_and_fidelity: Any
+    ) -> SAFRTransformer:
+        """The model a ``model`` / ``vmask`` config describes (the typed blocks of conf/, same names).
+
+        ``data_and_fidelity``: what the data and the ``fidelity`` keys decide, as ``__init__`` names
+        them (``max_len``, ``pad_id``, ``fixed_length``, ``pad_embedding``, ``pool_over_pad``, ``init``).
+        """
+        return cls(
+            vocab_size, num_classes, d_model=model.d_model, n_heads=model.n_heads, d_ff=model.d_ff,
+            n_layers=model.n_layers, dropout=model.dropout, vmask=model.vmask, vmask_hidden=vmask.hidden,
+            vmask_tau=vmask.tau, **data_and_fidelity,
+        )  # fmt: skip
 
     def __init__(
         self,

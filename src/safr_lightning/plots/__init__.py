@@ -1,7 +1,7 @@
 """Figures of the paper (2–5) as pure functions: arrays and token strings in, a matplotlib Figure out.
 
-Nothing here runs a model; :mod:`safr_lightning.allocation` computes the data and
-:mod:`safr_lightning.figures` wires the two together. Figures are not registered with pyplot, so
+Nothing here runs a model; :mod:`safr_lightning.analysis.allocation` computes the data and
+:mod:`safr_lightning.analysis.figures` wires the two together. Figures are not registered with pyplot, so
 they need no closing and are safe inside training callbacks.
 """
 

@@ -10,6 +10,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from safr_lightning.plots.style import new_figure
+from safr_lightning.results import per_k
 
 REFERENCE = "random"
 CURVE_COLORS = ("#c0392b", "#27ae60", "#8e44ad", "#d68910")
@@ -28,13 +29,6 @@ class DeletionCurves:
     reference: list[float | None] | None = None
 
 
-def _number(key: Any) -> float | None:
-    try:
-        return float(key)
-    except (TypeError, ValueError):
-        return None
-
-
 def curves_from_results(test: Mapping[str, Any]) -> DeletionCurves | None:
     """From ``results.json["test"]`` (DESIGN §8: ``ks``, ``acc``, ``acc_capacity {"10": ...}``, ...).
 
@@ -44,10 +38,7 @@ def curves_from_results(test: Mapping[str, Any]) -> DeletionCurves | None:
     by_name: dict[str, dict[float, float]] = {}
     for key, value in test.items():
         if key.startswith("acc_") and isinstance(value, Mapping):
-            points = {_number(k): v for k, v in value.items()}
-            by_name[key.removeprefix("acc_")] = {
-                k: float(v) for k, v in points.items() if k is not None and v is not None
-            }
+            by_name[key.removeprefix("acc_")] = {k: v for k, v in per_k(value).items() if v is not None}
     return _assemble(by_name, test.get("ks"), test.get("acc"))
 
 
@@ -60,7 +51,7 @@ def curves_from_metrics(metrics: Mapping[str, Any], prefix: str = "test") -> Del
     pattern = re.compile(_METRIC.pattern.replace("test", re.escape(prefix), 1))
     for key, value in metrics.items():
         match = pattern.match(key)
-        if match and _number(match["k"]) is not None:
+        if match and per_k({match["k"]: 0.0}):
             by_name.setdefault(match["name"], {})[float(match["k"])] = float(value)
     acc = metrics.get(f"{prefix}/acc")
     return _assemble(by_name, None, float(acc) if acc is not None else None)
@@ -82,6 +73,56 @@ def _assemble(by_name: dict[str, dict[float, float]], ks: Any, acc: Any) -> Dele
     )
 
 
+@dataclass
+class DeletionLine:
+    """One line of Figure 3: accuracy in % at each k (None = not measured), with an optional ±std band."""
+
+    label: str
+    ks: Sequence[float]
+    values: Sequence[float | None]
+    std: Sequence[float | None] | None = None
+    dashed: bool = False
+    color: str | None = None
+    marker: str = "o"
+
+
+def draw_deletion(lines: Sequence[DeletionLine], *, title: str, acc: float | None = None) -> Figure:
+    """Figure 3, the one drawing: accuracy (y, %) against the share of tokens deleted (x, k %).
+
+    Solid lines delete by a scorer, dashed lines at random (the reference SRS is measured against);
+    ``acc`` (in %) marks the intact accuracy with a thin horizontal line.
+    """
+    fig = new_figure(6.4, 4.6)
+    ax = fig.add_subplot()
+    xticks: set[float] = set()
+    for line in lines:
+        points = [(float(k), float(v), s) for k, v, s in zip(line.ks, line.values, line.std or [None] * len(line.ks),
+                                                              strict=True) if v is not None]  # fmt: skip
+        if not points:
+            continue
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        xticks.update(xs)
+        ax.plot(xs, ys, ls="--" if line.dashed else "-", marker=line.marker, ms=5 if line.dashed else 6,
+                lw=1.5 if line.dashed else 2, color=line.color, label=line.label)  # fmt: skip
+        if line.std is not None:
+            lo = [y - (s or 0.0) for _, y, s in points]
+            hi = [y + (s or 0.0) for _, y, s in points]
+            ax.fill_between(xs, lo, hi, color=line.color, alpha=0.12, linewidth=0)
+    if acc is not None:
+        ax.axhline(acc, color="black", lw=0.8, alpha=0.4)
+        # Below the line at the right end: above it the label would collide with the title.
+        ax.annotate(f"Acc_S = {acc:.1f}%", (max(xticks, default=0.0), acc), xytext=(0, -4),
+                    textcoords="offset points", ha="right", va="top", fontsize=9)  # fmt: skip
+    ax.set_xlabel("tokens deleted, top k% by score")
+    ax.set_ylabel("accuracy (%)")
+    if xticks:
+        ax.set_xticks(sorted(xticks))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=11)
+    return fig
+
+
 def deletion_curve(
     ks: Sequence[float],
     curves: Mapping[str, Sequence[float | None]],
@@ -91,36 +132,22 @@ def deletion_curve(
     reference_label: str = "random deletion",
     title: str = "Deletion curve",
 ) -> Figure:
-    """Accuracy (y, %) against the share of tokens deleted (x, k %): one line per scorer.
+    """One run's Figure 3: a line per scorer, the random reference dashed grey.
 
     ``curves``: label → accuracy (fraction in [0, 1]) per k, e.g. ``{"capacity (FC1)": [...]}``;
     ``acc``: the intact accuracy Acc_S, drawn at k = 0 where every curve starts; ``reference``:
-    the random-deletion accuracies, dashed grey. The gap between the reference and a curve at k is
-    what SRS measures: the steeper a curve falls below the reference, the better its scorer finds
-    the tokens the model relies on.
+    the random-deletion accuracies. The gap between the reference and a curve at k is what SRS
+    measures: the steeper a curve falls below the reference, the better its scorer finds the tokens
+    the model relies on.
     """
-    fig = new_figure(6.4, 4.6)
-    ax = fig.add_subplot()
-    x0 = [0.0] if acc is not None else []
-    y0 = [100 * acc] if acc is not None else []
+    start_k = [0.0] if acc is not None else []
+    start = [acc] if acc is not None else []
 
-    def line(values: Sequence[float | None]) -> tuple[list[float], list[float]]:
-        pairs = [(float(k), 100 * float(v)) for k, v in zip(ks, values, strict=True) if v is not None]
-        return x0 + [p[0] for p in pairs], y0 + [p[1] for p in pairs]
+    def line(label: str, values: Sequence[float | None], **style: Any) -> DeletionLine:
+        pct = [None if v is None else 100 * float(v) for v in [*start, *values]]
+        return DeletionLine(label, [*start_k, *(float(k) for k in ks)], pct, **style)
 
-    if reference is not None:
-        ax.plot(*line(reference), ls="--", color="#7f7f7f", marker="s", ms=5, label=reference_label)
-    for (name, values), color in zip(curves.items(), CURVE_COLORS * 4, strict=False):
-        ax.plot(*line(values), color=color, marker="o", ms=6, lw=2, label=f"{name} deletion")
-    if acc is not None:
-        ax.axhline(100 * acc, color="black", lw=0.8, alpha=0.4)
-        # Below the line at the right end: above it the label would collide with the title.
-        ax.annotate(f"Acc_S = {100 * acc:.1f}%", (float(ks[-1]), 100 * acc), xytext=(0, -4),
-                    textcoords="offset points", ha="right", va="top", fontsize=9)  # fmt: skip
-    ax.set_xlabel("tokens deleted, top k% by score")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_xticks([0.0, *[float(k) for k in ks]] if acc is not None else [float(k) for k in ks])
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
-    ax.set_title(title, fontsize=11)
-    return fig
+    lines = [line(reference_label, reference, dashed=True, color="#7f7f7f", marker="s")] if reference else []
+    lines += [line(f"{name} deletion", values, color=color)
+              for (name, values), color in zip(curves.items(), CURVE_COLORS * 4, strict=False)]  # fmt: skip
+    return draw_deletion(lines, title=title, acc=None if acc is None else 100 * acc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,7 +40,11 @@ def mark_unknown(labels: Sequence[Text], unknown: Sequence[bool] | None) -> None
 
 
 def save_figure(fig: Figure, path: str | Path, formats: Sequence[str] = ("png", "svg"), dpi: int = 150) -> list[Path]:
-    """Write ``fig`` as ``path.<format>`` for each format (``path`` without suffix); return the files."""
+    """Write ``fig`` as ``path.<format>`` for each format (``path`` without suffix); return the files.
+
+    Each file is written beside its name and moved into place, so a reader (a dashboard, a second
+    aggregation running alongside) never sees half a file.
+    """
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ValueError(f"unknown figure format {bad[0]!r}; allowed: {', '.join(FORMATS)}")
@@ -49,8 +54,10 @@ def save_figure(fig: Figure, path: str | Path, formats: Sequence[str] = ("png", 
     for fmt in formats:
         target = path.with_name(f"{path.name}.{fmt}")
         # A fixed salt for SVG element ids, so the same figure gives the same file.
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         with matplotlib.rc_context({"svg.hashsalt": "safr"}):
-            fig.savefig(target, format=fmt, dpi=dpi, metadata=_metadata(fmt))
+            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=_metadata(fmt))
+        os.replace(tmp, target)
         written.append(target)
     return written
 

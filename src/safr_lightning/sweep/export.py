@@ -33,7 +33,7 @@ from typing import Any
 from safr_lightning.cli import take_signals
 from safr_lightning.errors import SAFRError
 from safr_lightning.fidelity import GROUPS, mode_of, short_label
-from safr_lightning.results import RESULTS_FILE, machine_info
+from safr_lightning.results import RESULTS_FILE, load_record, machine_info, value_at_k
 from safr_lightning.sweep.files import write_text_atomic
 from safr_lightning.sweep.jobs import OK, Job, _assign_variants, collect_jobs
 from safr_lightning.sweep.paper_tables import DATASET_TITLES, PAPER_K
@@ -47,7 +47,6 @@ from safr_lightning.sweep.table import (
     row_key,
     run_metrics,
     summarize,
-    value_at_k,
 )
 
 KINDS = ("ablation", "decomposition", "scorers")
@@ -94,9 +93,8 @@ def collect_records(sweep_dirs: Sequence[Path], evaluations: Sequence[str] = ())
             for name in evaluations:
                 path = job.dir / name
                 if path.is_file():
-                    data = json.loads(path.read_text())
                     records.append({"source": f"{source}/{name}", "overrides": list(job.overrides),
-                                    "results": compact(data)})  # fmt: skip
+                                    "results": compact(dict(load_record(path).data))})  # fmt: skip
     return records
 
 

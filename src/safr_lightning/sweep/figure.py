@@ -2,8 +2,8 @@
 
 Solid lines delete the k% highest-capacity tokens, dashed lines the same number at random (the
 reference); k = 0 is the untouched test set. Drawn for the Baseline, λ = (0, 0) (VMASK only) and the
-SAFR row with the highest SRS, mean over seeds with a ±1 std band. Matplotlib's object API on the
-Agg canvas: no pyplot state, no display needed.
+SAFR row with the highest SRS, mean over seeds with a ±1 std band. The numbers are assembled here;
+the drawing is :func:`safr_lightning.plots.deletion.draw_deletion`, the same as a single run's.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from typing import NamedTuple
 
 from matplotlib.figure import Figure
 
+from safr_lightning.plots.deletion import DeletionLine, draw_deletion
+from safr_lightning.results import per_k, value_at_k
 from safr_lightning.sweep.paper_tables import DATASET_TITLES
-from safr_lightning.sweep.table import Row, Stat, mean_std, value_at_k
+from safr_lightning.sweep.table import Row, Stat, mean_std
 
 
 class Curve(NamedTuple):
@@ -27,12 +29,7 @@ class Curve(NamedTuple):
 def _ks(row: Row) -> list[float]:
     ks: set[float] = set()
     for job in row.runs:
-        by_k = ((job.results or {}).get("test") or {}).get("acc_capacity") or {}
-        for key in by_k:
-            try:
-                ks.add(float(key))
-            except ValueError:
-                continue
+        ks.update(per_k(((job.results or {}).get("test") or {}).get("acc_capacity")))
     return sorted(ks)
 
 
@@ -77,28 +74,24 @@ def figure_rows(rows: Sequence[Row]) -> list[tuple[Row, str]]:
     return chosen
 
 
+SERIES_COLORS = ("tab:gray", "tab:blue", "tab:red", "tab:green")
+
+
 def deletion_figure(dataset: str, rows: Sequence[Row]) -> Figure | None:
     """Figure 3 for one dataset, or None when no run recorded deletion accuracies."""
     curves = [c for row, label in figure_rows(rows) if (c := deletion_curve(row, label)) is not None]
     if not curves:
         return None
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-    ax = fig.add_subplot()
-    colors = ("tab:gray", "tab:blue", "tab:red", "tab:green")
-    for curve, color in zip(curves, colors, strict=False):
-        for stats, style, suffix in ((curve.capacity, "-", "by capacity"), (curve.random, "--", "random")):
-            points = [(k, s) for k, s in zip(curve.ks, stats, strict=True) if s.mean is not None]
-            if not points:
-                continue
-            xs = [k for k, _ in points]
-            ys = [s.mean for _, s in points]
-            ax.plot(xs, ys, style, marker="o", ms=3, color=color, label=f"{curve.label}, {suffix}")
-            lo = [s.mean - (s.std or 0.0) for _, s in points]
-            hi = [s.mean + (s.std or 0.0) for _, s in points]
-            ax.fill_between(xs, lo, hi, color=color, alpha=0.12, linewidth=0)
-    ax.set_xlabel("tokens deleted, k (%)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{DATASET_TITLES.get(dataset, dataset)}: accuracy as tokens are removed")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    return fig
+    lines = [
+        DeletionLine(
+            f"{curve.label}, {suffix}",
+            curve.ks,
+            [s.mean for s in stats],
+            [s.std for s in stats],
+            dashed=dashed,
+            color=color,
+        )
+        for curve, color in zip(curves, SERIES_COLORS, strict=False)
+        for stats, dashed, suffix in ((curve.capacity, False, "by capacity"), (curve.random, True, "random"))
+    ]
+    return draw_deletion(lines, title=f"{DATASET_TITLES.get(dataset, dataset)}: accuracy as tokens are removed")

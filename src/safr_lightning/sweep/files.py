@@ -1,11 +1,12 @@
-"""Atomic writes, so that a reader (or a second aggregation running alongside) never sees half a file."""
+"""Atomic text writes, so that a reader (or a second aggregation running alongside) never sees half a file.
+
+Figures are saved atomically by :func:`safr_lightning.plots.style.save_figure`.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from matplotlib.figure import Figure
 
 
 def _tmp(path: Path) -> Path:
@@ -15,12 +16,5 @@ def _tmp(path: Path) -> Path:
 def write_text_atomic(path: Path, text: str) -> Path:
     tmp = _tmp(path)
     tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def save_figure_atomic(fig: Figure, path: Path) -> Path:
-    tmp = _tmp(path)
-    fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=150)
     os.replace(tmp, path)
     return path

@@ -9,7 +9,6 @@ here writes.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shlex
@@ -24,7 +23,7 @@ from omegaconf import OmegaConf
 
 from safr_lightning.errors import first_line
 from safr_lightning.fidelity import shared_keys
-from safr_lightning.results import RESULTS_FILE
+from safr_lightning.results import RESULTS_FILE, ResultsUnreadable, load_record
 from safr_lightning.rundir import NEUTRAL_KEYS
 
 log = logging.getLogger(__name__)
@@ -165,12 +164,9 @@ def _read_results(run_dir: Path) -> tuple[dict[str, Any] | None, str]:
     if not path.is_file():
         return None, "no results.json (the job was killed, or is still running)"
     try:
-        results = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        return None, f"unreadable results.json: {exc}"
-    if not isinstance(results, dict):
-        return None, "unreadable results.json: not a JSON object"
-    return results, ""
+        return dict(load_record(path).data), ""
+    except ResultsUnreadable as exc:
+        return None, str(exc)
 
 
 def _has_identity(results: dict[str, Any]) -> bool:

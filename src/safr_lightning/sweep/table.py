@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from safr_lightning.fidelity import EXACT, mode_of
+from safr_lightning.results import value_at_k
 from safr_lightning.sweep.jobs import FAILED, MISSING, OK, Job
 from safr_lightning.sweep.paper_tables import (
     DATASET_TITLES,
@@ -87,19 +88,6 @@ def row_key(job: Job) -> RowKey | None:
     if "model" not in results or "imp" not in lam or "inter" not in lam:
         return None
     return RowKey(str(results["model"]), float(lam["imp"]), float(lam["inter"]), job.variant, mode_of(results))
-
-
-def value_at_k(by_k: Any, k: float) -> float | None:
-    """``by_k[k]`` for a dict keyed by k as a string ("30" or "30.0"); None when absent."""
-    if not isinstance(by_k, dict):
-        return None
-    for key, value in by_k.items():
-        try:
-            if float(key) == float(k):
-                return None if value is None else float(value)
-        except ValueError:
-            continue
-    return None
 
 
 def _percent(value: float | None) -> float | None:

@@ -1,6 +1,6 @@
 """The figures a model gets: per text (Figures 2b, 4, 5), per dataset split (2a/2c), per run (3).
 
-Glue between :mod:`safr_lightning.allocation` (numbers) and :mod:`safr_lightning.plots`
+Glue between :mod:`safr_lightning.analysis.allocation` (numbers) and :mod:`safr_lightning.plots`
 (drawings), shared by ``explain`` and the test-end callback so both draw exactly the same thing.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from safr_lightning.allocation import LAYER_TITLES, GroupStatistics, TextProfile
+from safr_lightning.analysis.allocation import LAYER_TITLES, GroupStatistics, TextProfile
 from safr_lightning.plots import (
     DeletionCurves,
     deletion_curve,
@@ -110,7 +110,7 @@ def text_figures(
 def group_figure(stats: GroupStatistics, where: str = "") -> Figure:
     """Figures 2a/2c: capacity and polysemanticity of important tokens, interference of correlated pairs."""
     layer = LAYER_TITLES.get(stats.layer, stats.layer)
-    pct = f"{100 * stats.fraction:g}%"
+    pct = f"{stats.k:g}%"
     c = stats.counts
     return group_comparison(
         [

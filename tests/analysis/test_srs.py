@@ -7,8 +7,8 @@ import pytest
 import torch
 from omegaconf import open_dict
 
+from safr_lightning.analysis.srs import SRSSettings, curve_rows, evaluate_srs, flat_metrics
 from safr_lightning.errors import ConfigError
-from safr_lightning.evaluation.srs import SRSSettings, curve_rows, evaluate_srs, flat_metrics
 from safr_lightning.experiment import build_datamodule
 from safr_lightning.metrics.scorers import capacity_scores, random_scores
 from safr_lightning.model import subset_forward

@@ -14,6 +14,8 @@ plus Table 3's mean capacity at ``layer`` of all tokens, of each text's top 30 %
 probability and of the rest (token-weighted over the whole set; ``null`` without VMASK), and, when
 the batches carry ``rationale`` (the synthetic task), the precision of the top k % tokens.
 
+Which tokens are deleted, kept or important is chosen by :mod:`safr_lightning.metrics.deletion`
+(``rank_tokens``, ``deletion_keep``, ``sufficiency_keep``, ``important_tokens``), as everywhere else.
 Every shortened copy of a batch is built on tensors and run in a few large forward calls
 (:mod:`safr_lightning.model.subset_forward`); nothing loops over tokens. A model with a fixed
 length (``fidelity.fixed_padding``) re-pads every copy to it, as the paper's code would.
@@ -31,31 +33,41 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from safr_lightning.config.schema import SRSConfig
 from safr_lightning.errors import ConfigError
-from safr_lightning.metrics.deletion import n_delete, n_keep, n_rounded, pack, rank_tokens
+from safr_lightning.metrics.deletion import (
+    deletion_keep,
+    gather_kept,
+    important_tokens,
+    pack,
+    rank_tokens,
+    sufficiency_keep,
+)
 from safr_lightning.metrics.scorers import random_scores, token_scores
 from safr_lightning.metrics.superposition import capacity
 from safr_lightning.model.subset_forward import DeletionForward, TokenCache, supports
 from safr_lightning.model.transformer import SAFRTransformer
+from safr_lightning.results import k_key
 
 log = logging.getLogger(__name__)
 
 Batch = dict[str, torch.Tensor]
 ScoreFn = Callable[[dict[str, torch.Tensor], Batch], torch.Tensor]
-IMPORTANT_K = 30.0  # Table 3: the top 30 % of each text by VMASK keep probability are "important"
 # The fast path must reproduce the model's own forward to this (fp32 logits); see model/subset_forward.py.
 FAST_PATH_ATOL = 1e-4
+_SRS_DEFAULTS = SRSConfig()
 
 
 @dataclass(frozen=True)
 class SRSSettings:
-    """What to evaluate; the ``srs`` config block (``SRSConfig``) carries the same names."""
+    """What to evaluate: the ``srs`` config block's keys (defaults from ``SRSConfig``, not restated)
+    plus how to run it (``max_tokens``, ``fast``)."""
 
-    ks: tuple[float, ...] = (10.0, 20.0, 30.0, 40.0, 50.0)
-    scorer: str = "capacity"
-    layer: str = "fc1"
-    random_draws: int = 3
-    seed: int = 0
+    ks: tuple[float, ...] = tuple(_SRS_DEFAULTS.ks)
+    scorer: str = _SRS_DEFAULTS.scorer
+    layer: str = _SRS_DEFAULTS.layer
+    random_draws: int = _SRS_DEFAULTS.random_draws
+    seed: int = _SRS_DEFAULTS.seed
     # Tokens (rows × width) per forward call of shortened copies: bounds memory (FC1 activations).
     max_tokens: int = 32768
     fast: bool = True
@@ -70,11 +82,6 @@ class SRSSettings:
             seed=int(srs.seed),
             **overrides,
         )
-
-
-def k_key(k: float) -> str:
-    """``30.0 -> "30"``, ``12.5 -> "12.5"``: the keys of the per-k dicts in results.json."""
-    return f"{k:g}"
 
 
 def _k_value(k: float) -> float | int:
@@ -130,7 +137,7 @@ class _VariantRunner:
 
     def _plain(self, rows: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         assert self.input_ids is not None
-        ids = torch.where(mask, self.input_ids[rows].gather(1, source), 0)
+        ids = gather_kept(self.input_ids[rows], source, mask)
         return self.model(ids, mask).logits.float()
 
     def _chunks(self, rows: torch.Tensor, source: torch.Tensor, mask: torch.Tensor, run: Callable) -> torch.Tensor:
@@ -274,7 +281,7 @@ def _evaluate_batch(
     staged.capacity[0] += cap.sum()
     staged.capacity_count[0] += lengths.sum()
     if getattr(model, "vmask", None) is not None:
-        important = (rank_tokens(trace["vmask_prob"], mask) < n_rounded(lengths, IMPORTANT_K)[:, None]) & mask
+        important = important_tokens(trace["vmask_prob"], mask)
         rest = mask & ~important
         staged.capacity[1] += (cap * important).sum()
         staged.capacity_count[1] += important.sum()
@@ -291,16 +298,14 @@ def _evaluate_batch(
     runner.start_batch(ids, trace)
     sufficiency_keeps = []
     for i, k in enumerate(settings.ks):
-        count = n_delete(lengths, k)[:, None]
-        drop_scored = (rank_scored < count) & mask
-        drop_random = (rank_random < count) & mask  # [D, B, T]
-        keeps = mask & ~torch.cat([drop_scored[None], drop_random])  # [1 + D, B, T]
+        keeps = deletion_keep(torch.cat([rank_scored[None], rank_random]), mask, k)  # [1 + D, B, T]
+        drop_scored, drop_random = mask & ~keeps[0], mask & ~keeps[1:]
         variant_probs = runner.logits(keeps).softmax(-1)
         variant_pred = variant_probs.argmax(-1)  # [1 + D, B]
         staged.correct_scored[i] += (variant_pred[0] == labels).sum()
         staged.correct_random[i] += (variant_pred[1:] == labels).sum()
         staged.comprehensiveness[i] += (p_hat - variant_probs[0].gather(1, pred[:, None]).squeeze(1)).sum()
-        sufficiency_keeps.append((rank_scored < n_keep(lengths, k)[:, None]) & mask)
+        sufficiency_keeps.append(sufficiency_keep(rank_scored, mask, k))
         if rationale is not None:
             staged.precision[i, 0] += (drop_scored & rationale).sum()
             staged.precision[i, 1] += drop_scored.sum()

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from safr_lightning.allocation import Reservoir, group_statistics, profile_texts, sample_batches, token_views
+from safr_lightning.analysis.allocation import Reservoir, group_statistics, profile_texts, sample_batches, token_views
 from safr_lightning.data.batches import TokenizedSplit
 from safr_lightning.errors import SAFRError
 from safr_lightning.metrics.superposition import capacity, interference, polysemanticity
 from safr_lightning.module import SAFRModule
 from tests.reference import correlated_pairs as ref_correlated_pairs
-from tests.reference import top_fraction_mask as ref_top_fraction_mask
+from tests.reference import important_tokens as ref_important_tokens
 
 TEXTS = ["good kaba naba taba", "bad", "Zorbly awful fuda kida sefa dufa leba , ugh"]
 
@@ -70,7 +70,7 @@ def _batches(module: SAFRModule, texts: list[str], size: int) -> list[dict[str, 
     return [module.encode(texts[i : i + size]) for i in range(0, len(texts), size)]
 
 
-def _reference_groups(module: SAFRModule, texts: list[str], fraction: float) -> dict[str, list[float]]:
+def _reference_groups(module: SAFRModule, texts: list[str], k: float) -> dict[str, list[float]]:
     """One text at a time through the model, groups picked by the loop references."""
     groups: dict[str, list[float]] = {k: [] for k in ("ci", "cr", "pi", "pr", "ic", "io")}
     for text in texts:
@@ -79,8 +79,8 @@ def _reference_groups(module: SAFRModule, texts: list[str], fraction: float) -> 
         with torch.no_grad():
             trace = module.model(batch["input_ids"], mask, return_trace=True).trace
         h = trace["fc1"]
-        important = ref_top_fraction_mask(trace["vmask_prob"], mask, fraction)[0]
-        correlated = ref_correlated_pairs(trace["attention"], mask, fraction)[0]
+        important = ref_important_tokens(trace["vmask_prob"], mask, k)[0]
+        correlated = ref_correlated_pairs(trace["attention"], mask, k)[0]
         cap, poly, inter = capacity(h, mask)[0], polysemanticity(h, mask)[0], interference(h, mask)[0]
         n = int(mask.sum())
         for i in range(n):
@@ -93,8 +93,8 @@ def _reference_groups(module: SAFRModule, texts: list[str], fraction: float) -> 
 
 def test_group_statistics_match_a_text_by_text_loop(tiny_module: SAFRModule) -> None:
     texts = [*TEXTS, "great kaba", "dull naba taba kaba good bad", "a"]
-    stats = group_statistics(tiny_module, _batches(tiny_module, texts, 3), fraction=0.3)
-    ref = _reference_groups(tiny_module, texts, 0.3)
+    stats = group_statistics(tiny_module, _batches(tiny_module, texts, 3), k=30)
+    ref = _reference_groups(tiny_module, texts, 30)
     assert stats.n_texts == len(texts)
     pairs = {
         "ci": stats.capacity_important, "cr": stats.capacity_rest,

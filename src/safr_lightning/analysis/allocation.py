@@ -18,14 +18,9 @@ from tokenizers import Tokenizer
 from safr_lightning.data.batches import TokenizedSplit
 from safr_lightning.data.tokenizer import UNK_ID
 from safr_lightning.errors import SAFRError
-from safr_lightning.metrics.allocation import (
-    attention_received,
-    centred,
-    correlated_pairs,
-    pair_mask,
-    top_fraction_mask,
-)
-from safr_lightning.metrics.superposition import capacity, interference, polysemanticity
+from safr_lightning.metrics.attention import attention_received, correlated_pairs, pair_mask
+from safr_lightning.metrics.deletion import IMPORTANT_K, important_tokens
+from safr_lightning.metrics.superposition import capacity, centred, interference, polysemanticity
 from safr_lightning.module import SAFRModule
 
 # The layers of Figures 4 and 5, in the order the data flows through them.
@@ -172,13 +167,13 @@ class Reservoir:
 class GroupStatistics:
     """Figures 2a/2c's data: per-token and per-pair values of one layer, split in two groups each.
 
-    Tokens: the top ``fraction`` of each text by VMASK keep probability ("important") vs the rest.
-    Pairs (i < j): the top ``fraction`` of each text's pairs by mutual attention ("correlated") vs
+    Tokens: the top ``k`` % of each text by VMASK keep probability ("important", Table 3's
+    definition) vs the rest. Pairs (i < j): the top ``k`` % of each text's pairs by mutual attention ("correlated") vs
     the rest. Arrays are uniform samples of at most ``max_samples`` values per group.
     """
 
     layer: str
-    fraction: float
+    k: float
     n_texts: int
     capacity_important: np.ndarray
     capacity_rest: np.ndarray
@@ -222,7 +217,7 @@ def group_statistics(
     batches: Iterable[dict[str, torch.Tensor]],
     *,
     layer: str = "fc1",
-    fraction: float = 0.3,
+    k: float = IMPORTANT_K,
     max_texts: int | None = None,
     max_samples: int = 1_000_000,
     seed: int = 0,
@@ -245,10 +240,10 @@ def group_statistics(
             trace = module.model(ids, mask, return_trace=True).trace
             assert trace is not None
             h = trace[layer]
-            important = top_fraction_mask(trace["vmask_prob"], mask, fraction)
+            important = important_tokens(trace["vmask_prob"], mask, k)
             rest = mask & ~important
             cap, poly = capacity(h, mask), polysemanticity(h, mask)
-            correlated = correlated_pairs(trace["attention"], mask, fraction)
+            correlated = correlated_pairs(trace["attention"], mask, k)
             upper = pair_mask(mask).triu(1)
             inter = interference(h, mask)
             pools["capacity_important"].add(cap[important])
@@ -264,7 +259,7 @@ def group_statistics(
         raise SAFRError("no texts to compute the important-token statistics on (empty split?)")
     return GroupStatistics(
         layer=layer,
-        fraction=fraction,
+        k=k,
         n_texts=n_texts,
         counts={name: pool.seen for name, pool in pools.items()},
         **{name: pool.numpy() for name, pool in pools.items()},

@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from safr_lightning.allocation import group_statistics, profile_texts
-from safr_lightning.figures import TEXT_FIGURES, group_figure, label_names, save_all, text_figures
+from safr_lightning.analysis.allocation import group_statistics, profile_texts
+from safr_lightning.analysis.figures import TEXT_FIGURES, group_figure, label_names, save_all, text_figures
 from safr_lightning.module import SAFRModule
 
 

@@ -1,1 +1,0 @@
-"""Evaluation over datasets: SRS and deletion faithfulness (DESIGN §7)."""
