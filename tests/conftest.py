@@ -12,9 +12,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 from safr_lightning.config import register_configs
+from safr_lightning.paths import CONFIG_DIR
 
 REPO = Path(__file__).resolve().parents[1]
-CONF = REPO / "conf"
+CONF = Path(CONFIG_DIR)
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 # For CLI subprocesses: this checkout's sources (not whatever an editable install points at).

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "data.special_tokens",
             "data.synthetic",
         ),
-    ),  # fmt: skip
+    ),
     ("tensor maths", ("model", "model.", "losses", "metrics", "metrics.")),
     ("data", ("data", "data.")),
     ("module", ("module",)),

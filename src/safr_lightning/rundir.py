@@ -38,7 +38,7 @@ SAVED_CONFIG = "config.yaml"
 NEUTRAL_KEYS = (
     "ckpt_path", "logger", "callbacks.figures", "task_name", "sweep_name", "tags", "trainer.extra.profiler",
     "trainer.enable_progress_bar", "trainer.log_every_n_steps", "trainer.nan_check_every", "trainer.jobs_per_gpu",
-    "dataset.local_dir", "data.num_workers", "data.pin_memory", "data.persistent_workers", "data.cache_dir",
+    "dataset.local_dir", "paths", "data.num_workers", "data.pin_memory", "data.persistent_workers", "data.cache_dir",
 )  # fmt: skip
 
 _held: set[Path] = set()  # run dirs this process holds (a nested hold is a no-op)

@@ -51,3 +51,21 @@ def test_model_and_vmask_blocks_are_the_model_packages_dataclasses() -> None:
     schema = OmegaConf.structured(TrainConfig)
     assert OmegaConf.get_type(schema.model) is ModelConfig
     assert OmegaConf.get_type(schema.vmask) is VMaskConfig
+
+
+def test_paths_group_places_runs_and_reads_the_data_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from safr_lightning.config import register_configs
+
+    register_configs()
+    monkeypatch.setenv("SAFR_DATA_DIR", str(tmp_path / "data"))
+    overrides = ["paths.output_dir=/scratch/runs", "paths.multirun_dir=/scratch/sweeps", "sweep_name=s1"]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    assert cfg.paths.data_dir == str(tmp_path / "data")  # the default reads $SAFR_DATA_DIR
+    assert cfg.hydra.run.dir.startswith("/scratch/runs/sst2/")
+    assert cfg.hydra.sweep.dir.startswith("/scratch/sweeps/s1/")
+    monkeypatch.delenv("SAFR_DATA_DIR")
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        assert compose("train").paths.data_dir is None  # no data root: the Hugging Face Hub

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from safr_lightning.config import DatasetConfig
 from safr_lightning.data import sources
-from safr_lightning.data.sources import load_raw_splits
+from safr_lightning.data.sources import load_raw_splits, local_dir_for
 from safr_lightning.errors import DataError
 
 
@@ -214,3 +214,19 @@ def test_string_labels_are_mapped_by_label_map(tmp_path: Path) -> None:
     assert splits["test"]["label"][:2] == [0, 1]
     with pytest.raises(DataError, match=r"label\(s\) 'pos' not in dataset.label_map \(neg, positive\)"):
         load_raw_splits(cfg_for(tmp_path, label_map=["neg", "positive"]), str(tmp_path / "c"))
+
+
+def test_paths_data_dir_is_the_data_root_and_names_itself_in_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAFR_DATA_DIR", str(tmp_path / "from_env"))
+    cfg = DatasetConfig(name="sst2")
+    assert local_dir_for(cfg) == tmp_path / "from_env" / "sst2"
+    assert local_dir_for(cfg, str(tmp_path / "from_paths")) == tmp_path / "from_paths" / "sst2"
+    assert (
+        local_dir_for(DatasetConfig(name="sst2", local_dir=str(tmp_path / "mine")), str(tmp_path)) == tmp_path / "mine"
+    )
+    with pytest.raises(
+        DataError, match=rf"{tmp_path}/from_paths/sst2 does not exist \(paths.data_dir={tmp_path}/from_paths\)"
+    ):
+        load_raw_splits(cfg, data_dir=str(tmp_path / "from_paths"))

@@ -96,6 +96,20 @@ class DataConfig:
 
 
 @dataclass
+class PathsConfig:
+    """``paths.*``: where runs read and write (lightning-hydra-template's ``paths`` group).
+
+    Relative output roots are taken from the directory the command runs in.
+    """
+
+    # The root of the offline data copies (<root>/sst2/train.parquet, ...); null: the Hugging Face Hub.
+    data_dir: str | None = "${oc.env:SAFR_DATA_DIR,null}"
+    # Single runs: <output_dir>/<dataset>/<date>/<time>/; sweeps: <multirun_dir>/<sweep_name>/<date>/<time>/.
+    output_dir: str = "outputs"
+    multirun_dir: str = "multirun"
+
+
+@dataclass
 class FidelityConfig:
     """Where the paper's official code (chili-lab/SAFR) departs from DESIGN's exact mode, one key each.
 
@@ -298,6 +312,7 @@ def _train_config_class() -> type:
         "callbacks": CallbacksConfig,
         "logger": LoggerConfig,
         "srs": SRSConfig,
+        "paths": PathsConfig,
         "ckpt_path": str | None,
         "run_test": bool,
         "task_name": str,

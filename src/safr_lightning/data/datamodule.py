@@ -37,10 +37,18 @@ class SAFRDataModule(L.LightningDataModule):
     """
 
     def __init__(
-        self, dataset: Any, data: Any, seed: int = 0, tokenizer: Tokenizer | None = None, pad_to: int | None = None
+        self,
+        dataset: Any,
+        data: Any,
+        seed: int = 0,
+        tokenizer: Tokenizer | None = None,
+        pad_to: int | None = None,
+        data_dir: str | None = None,
     ) -> None:
-        """``pad_to``: pad every batch to this length (the paper's fixed padding); None pads to the longest."""
+        """``pad_to``: pad every batch to this length (the paper's fixed padding); None pads to the longest.
+        ``data_dir``: ``paths.data_dir``, the root of the offline data copies (None: ``$SAFR_DATA_DIR``)."""
         super().__init__()
+        self.data_dir = data_dir
         self.dataset_cfg = dataset
         self.data_cfg = data
         self.seed = seed
@@ -57,7 +65,7 @@ class SAFRDataModule(L.LightningDataModule):
         if self.splits:
             return
         cfg = self.dataset_cfg
-        raw: DatasetDict = load_raw_splits(cfg, self.data_cfg.cache_dir)
+        raw: DatasetDict = load_raw_splits(cfg, self.data_cfg.cache_dir, self.data_dir)
         limits = {"train": cfg.limit_train, "validation": cfg.limit_val, "test": cfg.limit_test}
         for split in SPLITS:
             ds = raw[split]

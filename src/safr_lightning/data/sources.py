@@ -38,18 +38,31 @@ FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "jso
 DATA_DIR_ENV = "SAFR_DATA_DIR"
 
 
-def local_dir_for(cfg: Any) -> Path | None:
+def data_root(data_dir: str | None = None) -> tuple[str | None, str]:
+    """The root holding ``<name>/train.parquet``... and how it was named (for messages).
+
+    ``paths.data_dir`` (``data_dir``) when given, else ``$SAFR_DATA_DIR`` (the config's default
+    reads it too), else None: the hub.
+    """
+    env = os.environ.get(DATA_DIR_ENV)
+    if data_dir and data_dir != env:
+        return data_dir, f"paths.data_dir={data_dir}"
+    return env or None, f"{DATA_DIR_ENV}={env}"
+
+
+def local_dir_for(cfg: Any, data_dir: str | None = None) -> Path | None:
     """Where the offline copy of ``cfg.name`` lives, or None to use the hub.
 
-    ``dataset.local_dir`` wins over ``$SAFR_DATA_DIR``. Either may point at the dataset's own
-    directory (holding ``train.parquet``...) or at a root holding ``<name>/train.parquet``.
+    ``dataset.local_dir`` wins over ``paths.data_dir`` / ``$SAFR_DATA_DIR`` (:func:`data_root`).
+    ``local_dir`` may point at the dataset's own directory (holding ``train.parquet``...) or at a
+    root holding ``<name>/train.parquet``; the data root always holds ``<name>/``.
     """
     if cfg.local_dir:
         root = Path(os.path.expanduser(str(cfg.local_dir)))
         return root / cfg.name if (root / cfg.name).is_dir() and not _has_split_files(root) else root
-    env = os.environ.get(DATA_DIR_ENV)
-    if env and cfg.name != "local":
-        return Path(os.path.expanduser(env)) / cfg.name
+    root_dir, _ = data_root(data_dir)
+    if root_dir and cfg.name != "local":
+        return Path(os.path.expanduser(root_dir)) / cfg.name
     return None
 
 
@@ -66,7 +79,7 @@ def find_split_file(directory: Path, split: str) -> Path | None:
     return found[0] if found else None
 
 
-def data_fingerprint(cfg: Any) -> dict[str, str] | None:
+def data_fingerprint(cfg: Any, data_dir: str | None = None) -> dict[str, str] | None:
     """``{split: sha256 of its file}`` for data read from local files; None for the hub and synthetic.
 
     What a run was trained and tested on, whatever directory the files sit in (``dataset.local_dir``
@@ -74,7 +87,7 @@ def data_fingerprint(cfg: Any) -> dict[str, str] | None:
     """
     if cfg.name == "synthetic":
         return None
-    directory = local_dir_for(cfg)
+    directory = local_dir_for(cfg, data_dir)
     if directory is None or not directory.is_dir():
         return None
     digests = {}
@@ -86,7 +99,7 @@ def data_fingerprint(cfg: Any) -> dict[str, str] | None:
     return digests
 
 
-def load_raw_splits(cfg: Any, cache_dir: str | None = None) -> DatasetDict:
+def load_raw_splits(cfg: Any, cache_dir: str | None = None, data_dir: str | None = None) -> DatasetDict:
     """``train``/``validation``/``test`` with columns ``text`` (str) and ``label`` (int).
 
     Synthetic splits also carry ``rationale`` (1 per planted word).
@@ -96,11 +109,9 @@ def load_raw_splits(cfg: Any, cache_dir: str | None = None) -> DatasetDict:
         generated = synthetic.generate(cfg.synthetic)
         splits = {name: (Dataset.from_dict(columns), f"synthetic {name}") for name, columns in generated.items()}
     else:
-        directory = local_dir_for(cfg)
+        directory = local_dir_for(cfg, data_dir)
         if directory is not None:
-            origin = (
-                f"dataset.local_dir={cfg.local_dir}" if cfg.local_dir else f"{DATA_DIR_ENV}={os.environ[DATA_DIR_ENV]}"
-            )
+            origin = f"dataset.local_dir={cfg.local_dir}" if cfg.local_dir else data_root(data_dir)[1]
             splits = _load_local(directory, cache_dir, origin)
         elif cfg.name == "local":
             raise DataError(
