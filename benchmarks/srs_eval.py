@@ -31,9 +31,10 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
-from safr_lightning.config import register_configs
 from safr_lightning.analysis.srs import SRSSettings, evaluate_srs
-from safr_lightning.experiment import build_datamodule, build_module, build_trainer, quiet_known_warnings
+from safr_lightning.cli import quiet_known_warnings
+from safr_lightning.config import register_configs
+from safr_lightning.experiment import build_datamodule, build_module, build_trainer
 from safr_lightning.module import SAFRModule
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("analysis", ("analysis", "analysis.", "plots", "plots.")),
     ("training", ("callbacks", "callbacks.", "loggers", "memory", "experiment")),
     ("sweeps", ("sweep", "sweep.", "gpu_slots")),
-    ("entry points", ("train", "evaluate", "explain", "aggregate", "dashboard", "neurons", "toy", "toy.")),
+    ("entry points", ("train", "evaluate", "explain", "aggregate", "dashboard", "neurons", "neurons.", "toy", "toy.")),
 ]
 FOUNDATION = LAYERS[0][1]
 

@@ -122,6 +122,35 @@ def _training_wandb(run_dir: Path) -> dict[str, Any] | None:
     return record.wandb if record else None
 
 
+def checkpoint_split(
+    module: SAFRModule, ckpt: Path, dataset: Any, split: str, limit: int | None, eval_batch_size: int | None
+) -> tuple[SAFRDataModule, DictConfig, DictConfig]:
+    """The ``split`` a checkpoint is evaluated on, set up: its training data unless ``dataset`` names
+    another, tokenized with its own vocabulary. Returns ``(datamodule, dataset config, run config)``."""
+    run_config = OmegaConf.create(module.hparams.get("run_config") or {})
+    if dataset is None and "dataset" not in run_config:
+        raise SAFRError(
+            f"checkpoint {ckpt} carries no run config; name the data with dataset=sst2|imdb|synthetic|local"
+        )
+    dataset_cfg = _onto_schema(DatasetConfig, dataset if dataset is not None else run_config.dataset)
+    if limit is not None:  # otherwise the run's own limit (usually none) stands
+        dataset_cfg[f"limit_{'test' if split == 'test' else 'val'}"] = limit
+    data_cfg = _onto_schema(DataConfig, run_config.get("data") or {})
+    if eval_batch_size is not None:
+        data_cfg.eval_batch_size = eval_batch_size
+    datamodule = SAFRDataModule(
+        dataset_cfg, data_cfg, seed=int(run_config.get("seed", 0)), tokenizer=module.tokenizer, pad_to=module.pad_to
+    )
+    if int(dataset_cfg.num_classes) != int(module.hparams.num_classes):
+        raise ConfigError(
+            f"invalid config: dataset.num_classes={dataset_cfg.num_classes}, but the checkpoint's model has "
+            f"{module.hparams.num_classes} classes"
+        )
+    datamodule.setup("test")
+    _warn_unknown_tokens(datamodule.splits["test" if split == "test" else "validation"].tokens, ckpt)
+    return datamodule, dataset_cfg, run_config
+
+
 def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt_path``; write and return evaluation.json's content."""
     validate_srs(cfg.srs)
@@ -144,27 +173,9 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     settings = SRSSettings.from_config(cfg.srs)
     check_scorer(module.model, settings)
 
-    run_config = OmegaConf.create(module.hparams.get("run_config") or {})
-    if cfg.dataset is None and "dataset" not in run_config:
-        raise SAFRError(
-            f"checkpoint {ckpt} carries no run config; name the data with dataset=sst2|imdb|synthetic|local"
-        )
-    dataset_cfg = _onto_schema(DatasetConfig, cfg.dataset if cfg.dataset is not None else run_config.dataset)
-    if cfg.limit is not None:  # otherwise the run's own limit (usually none) stands
-        dataset_cfg[f"limit_{'test' if cfg.split == 'test' else 'val'}"] = cfg.limit
-    data_cfg = _onto_schema(DataConfig, run_config.get("data") or {})
-    if cfg.eval_batch_size is not None:
-        data_cfg.eval_batch_size = cfg.eval_batch_size
-    datamodule = SAFRDataModule(
-        dataset_cfg, data_cfg, seed=int(run_config.get("seed", 0)), tokenizer=module.tokenizer, pad_to=module.pad_to
+    datamodule, dataset_cfg, run_config = checkpoint_split(
+        module, ckpt, cfg.dataset, cfg.split, cfg.limit, cfg.eval_batch_size
     )
-    if int(dataset_cfg.num_classes) != int(module.hparams.num_classes):
-        raise ConfigError(
-            f"invalid config: dataset.num_classes={dataset_cfg.num_classes}, but the checkpoint's model has "
-            f"{module.hparams.num_classes} classes"
-        )
-    datamodule.setup("test")
-    _warn_unknown_tokens(datamodule.splits["test" if cfg.split == "test" else "validation"].tokens, ckpt)
 
     start = time.perf_counter()
     result = evaluate_srs(module.model, datamodule.loader(cfg.split), settings)

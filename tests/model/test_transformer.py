@@ -5,7 +5,7 @@ import torch
 
 from safr_lightning.model.transformer import SAFRTransformer, sinusoidal_positions
 
-TRACE = {"embedding", "vmask", "vmask_keep", "vmask_prob", "attention", "attn_out", "fc1", "fc2", "block_out",
+TRACE = {"embedding", "vmask", "vmask_keep", "vmask_prob", "attention", "attn_out", "fc1_in", "fc1", "fc2", "block_out",
          "attention_mask"}  # fmt: skip
 
 

@@ -30,6 +30,7 @@ LAYER_TITLES = {
     "vmask": "VMASK",
     "attention": "attention",
     "attn_out": "attention output",
+    "fc1_in": "FC1 input",
     "fc1": "FC1",
     "fc2": "FC2",
     "block_out": "block output",

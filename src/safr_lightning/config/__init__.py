@@ -13,12 +13,13 @@ from safr_lightning.config.schema import (
     ExplainConfig,
     FidelityConfig,
     ModelConfig,
+    NeuronsConfig,
     SRSConfig,
     SyntheticConfig,
     TrainConfig,
     VMaskConfig,
 )
-from safr_lightning.config.validation import validate, validate_figures, validate_srs
+from safr_lightning.config.validation import validate, validate_figures, validate_neurons, validate_srs
 from safr_lightning.resume import RESOLVER, run_dir_for
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "ExplainConfig",
     "FidelityConfig",
     "ModelConfig",
+    "NeuronsConfig",
     "SRSConfig",
     "SyntheticConfig",
     "TrainConfig",
@@ -35,6 +37,7 @@ __all__ = [
     "register_configs",
     "validate",
     "validate_figures",
+    "validate_neurons",
     "validate_srs",
 ]
 
@@ -46,4 +49,5 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(name="explain_schema", node=ExplainConfig)
+    cs.store(name="neurons_schema", node=NeuronsConfig)
     OmegaConf.register_new_resolver(RESOLVER, run_dir_for, replace=True)

@@ -39,7 +39,8 @@ OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("none", "cosine", "linear")
 MAX_SEED = 2**32 - 1  # numpy's bound, enforced by Lightning's seed_everything
 MAX_BATCH = 2**31 - 1  # what the samplers' index arithmetic holds
-TRACE_LAYERS = ("embedding", "vmask", "attn_out", "fc1", "fc2", "block_out")
+FIGURE_FORMATS = ("png", "svg", "pdf")  # what plots.style.save_figure writes
+TRACE_LAYERS = ("embedding", "vmask", "attn_out", "fc1_in", "fc1", "fc2", "block_out")
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 # `${safr.pid:}` makes a sweep folder unique (conf/train.yaml, hydra.sweep.dir). Cached, so every job
@@ -288,6 +289,33 @@ class ExplainConfig:
     formats: list[str] = field(default_factory=lambda: ["png", "svg"])
     dpi: int = 150
     device: str = "cpu"
+
+
+@dataclass
+class NeuronsConfig:
+    """``python -m safr_lightning.neurons`` (conf/neurons.yaml): FC1 neuron polysemy of a checkpoint."""
+
+    # A .ckpt file, or a run directory (its results.json's checkpoint, else checkpoints/best.ckpt).
+    ckpt_path: str | None = None
+    # null: the checkpoint's own training dataset config; `dataset=imdb` etc. picks another.
+    dataset: DatasetConfig | None = None
+    split: str = "test"
+    limit: int | None = None  # the first `limit` texts of the split; null: all
+    eval_batch_size: int | None = None  # null: the checkpoint's data.eval_batch_size
+    device: str = "cpu"
+    # Each neuron's strongest (text, position) examples that are clustered.
+    top_k: int = 50
+    # Average-linkage cut on the cosine distance 1 - S_C between neuron embeddings, in (0, 2). On SST-2
+    # models, examples of the same word lie ~0.1 apart and of different words ~0.8 (median): 0.5 splits
+    # a neuron's examples by what they are, context included; higher values merge similar words.
+    threshold: float = 0.5
+    # Also summarised at these cuts (clustering is cheap once the embeddings exist).
+    sweep_thresholds: list[float] = field(default_factory=lambda: [0.3, 0.5, 0.7, 0.8, 0.9])
+    # Neurons shown with their clusters and example tokens in context.
+    show_neurons: int = 4
+    # null: <run dir>/neurons/ (neurons.json and the figures).
+    out_dir: str | None = None
+    formats: list[str] = field(default_factory=lambda: ["png"])
 
 
 def _train_config_class() -> type:

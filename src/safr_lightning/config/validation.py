@@ -17,6 +17,7 @@ from safr_lightning.config.schema import (
     ACCELERATORS,
     CARVES,
     DATASETS,
+    FIGURE_FORMATS,
     INITS,
     LOGGERS,
     MAX_BATCH,
@@ -310,9 +311,6 @@ def validate_srs(srs: Any) -> None:
         _fail("srs.seed", srs.seed, f"an integer in [0, {MAX_SEED}]")
 
 
-FIGURE_FORMATS = ("png", "svg", "pdf")
-
-
 def validate_figures(prefix: str, figures: Any) -> None:
     """Checks shared by the figures callback and ``explain``."""
     if figures.layer not in TRACE_LAYERS:
@@ -330,3 +328,23 @@ def validate_figures(prefix: str, figures: Any) -> None:
         _fail(f"{prefix}.dpi", figures.dpi, "an integer in [10, 1200]")
     if "max_tokens" in figures and figures.max_tokens < 2:
         _fail(f"{prefix}.max_tokens", figures.max_tokens, "an integer >= 2")
+
+
+def validate_neurons(cfg: Any) -> None:
+    """``python -m safr_lightning.neurons``'s values (conf/neurons.yaml)."""
+    if cfg.split not in ("test", "validation"):
+        _fail("split", cfg.split, "test | validation")
+    if cfg.limit is not None and cfg.limit < 1:
+        _fail("limit", cfg.limit, "null or an integer >= 1")
+    if cfg.eval_batch_size is not None and not 1 <= cfg.eval_batch_size <= MAX_BATCH:
+        _fail("eval_batch_size", cfg.eval_batch_size, f"null or an integer in [1, {MAX_BATCH}]")
+    if not 1 <= cfg.top_k <= 10_000:
+        _fail("top_k", cfg.top_k, "an integer in [1, 10000]")
+    for key, values in (("threshold", [cfg.threshold]), ("sweep_thresholds", list(cfg.sweep_thresholds))):
+        if not all(math.isfinite(t) and 0 < t < 2 for t in values):
+            _fail(key, values[0] if key == "threshold" else values, "cosine distances in (0, 2)")
+    if cfg.show_neurons < 0:
+        _fail("show_neurons", cfg.show_neurons, "an integer >= 0")
+    bad = [f for f in cfg.formats if f not in FIGURE_FORMATS]
+    if bad or not cfg.formats:
+        _fail("formats", list(cfg.formats), "a non-empty list of " + " | ".join(FIGURE_FORMATS))

@@ -99,10 +99,12 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         attn_out, attention = self.attn(x, mask)
         x = self.norm1(x + self.dropout(attn_out))
+        fc1_in = x  # what FC1's neurons read: a neuron embedding is fc1_in ⊙ its weight row
         fc1 = F.relu(self.fc1(x))
         fc2 = self.fc2(fc1)
         x = self.norm2(x + self.dropout(fc2))
-        return x, {"attention": attention, "attn_out": attn_out, "fc1": fc1, "fc2": fc2, "block_out": x}
+        return x, {"attention": attention, "attn_out": attn_out, "fc1_in": fc1_in, "fc1": fc1, "fc2": fc2,
+                   "block_out": x}  # fmt: skip
 
 
 class SAFRTransformer(nn.Module):
