@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], Path]:
     """The wheel built from this checkout, installed (no dependencies: this environment's) into a folder."""
     root = tmp_path_factory.mktemp("wheel")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
@@ -32,19 +32,18 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     # The installed copy comes first on the path, ahead of this checkout's editable install.
-    env.update(PYTHONPATH=str(site), WANDB_MODE="disabled", OMP_NUM_THREADS="1", HYDRA_FULL_ERROR="0")
+    env.update(PYTHONPATH=str(site), WANDB_MODE="disabled", OMP_NUM_THREADS="1")
     work = root / "work"
     work.mkdir()
-    return work, env | {"SAFR_TEST_SITE": str(site)}
+    return work, env, site
 
 
 def run(args: list[str], work: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_the_wheel_holds_the_configs_and_is_the_package_imported(installed: tuple[Path, dict[str, str]]) -> None:
-    work, env = installed
-    site = Path(env["SAFR_TEST_SITE"])
+def test_the_wheel_holds_the_configs_and_is_the_package_imported(installed: tuple[Path, dict[str, str], Path]) -> None:
+    work, env, site = installed
     shipped = {
         p.relative_to(site / "safr_lightning" / "conf") for p in (site / "safr_lightning" / "conf").rglob("*.yaml")
     }
@@ -54,9 +53,11 @@ def test_the_wheel_holds_the_configs_and_is_the_package_imported(installed: tupl
     assert Path(out.stdout.strip()).is_relative_to(site), out.stdout
 
 
-def test_installed_console_scripts_print_the_config_train_and_aggregate(installed: tuple[Path, dict[str, str]]) -> None:
-    work, env = installed
-    bin_dir = Path(env["SAFR_TEST_SITE"]) / "bin"
+def test_installed_console_scripts_print_the_config_train_and_aggregate(
+    installed: tuple[Path, dict[str, str], Path],
+) -> None:
+    work, env, site = installed
+    bin_dir = site / "bin"
     cfg = run([str(bin_dir / "safr-train"), "--cfg", "job", "dataset=imdb"], work, env)
     assert cfg.returncode == 0, cfg.stderr
     assert "name: imdb" in cfg.stdout and "lambda:" in cfg.stdout

@@ -60,9 +60,8 @@ TRAINER_KEYS = (
 
 def build_datamodule(cfg: DictConfig, tokenizer: Any = None) -> SAFRDataModule:
     pad_to = int(cfg.dataset.max_len) if cfg.fidelity.fixed_padding else None
-    data_dir = cfg.paths.data_dir if "paths" in cfg else None
     return SAFRDataModule(
-        cfg.dataset, cfg.data, seed=int(cfg.seed), tokenizer=tokenizer, pad_to=pad_to, data_dir=data_dir
+        cfg.dataset, cfg.data, seed=int(cfg.seed), tokenizer=tokenizer, pad_to=pad_to, data_dir=cfg.paths.data_dir
     )
 
 
@@ -405,7 +404,7 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
     resume = resolve_resume(cfg.ckpt_path, run_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
-    data = data_fingerprint(cfg.dataset, cfg.paths.data_dir if "paths" in cfg else None)
+    data = data_fingerprint(cfg.dataset, cfg.paths.data_dir)
     finished = finished_results(run_dir)
     if finished is not None:
         _check_finished(finished, config, run_dir, data)

@@ -50,6 +50,8 @@ def test_the_cli_writes_toy_json_and_the_figures_into_the_run_dir(tmp_path: Path
     # Every penalized cell is compared with its λ = 0 twin; the twins themselves change by 0.
     assert {c["recon_change"] for c in report["cells"] if c["penalty"] == 0} == {0.0}
     assert [v["penalty"] for v in report["verdict"]] == [0.3]
+    summary = json.loads((out / "toy_summary.json").read_text())
+    assert summary == {k: v for k, v in report.items() if k not in ("cells", "figures")}
     for name in ("toy_phase", "toy_features", "toy_tradeoff"):
         assert (out / f"{name}.png").stat().st_size > 0
     lines = done.stdout.strip().splitlines()

@@ -34,6 +34,7 @@ from safr_lightning.config import register_configs, validate_neurons
 from safr_lightning.data.batches import TokenizedSplit
 from safr_lightning.errors import SAFRError
 from safr_lightning.evaluate import checkpoint_split, load_module, resolve_device
+from safr_lightning.neurons import NEURONS_FILE, label_of
 from safr_lightning.paths import CONFIG_DIR
 from safr_lightning.plots.neurons import NeuronView, cluster_histogram, neuron_examples
 from safr_lightning.plots.style import save_figure
@@ -41,7 +42,6 @@ from safr_lightning.results import machine_info, run_identity, write_results
 from safr_lightning.rundir import check_writable
 
 log = logging.getLogger("safr_lightning.neurons")
-NEURONS_FILE = "neurons.json"
 CONTEXT = 4  # words either side of an example token
 
 register_configs()
@@ -58,7 +58,7 @@ def context(split: TokenizedSplit, token: int, words: Any) -> str:
     return ("… " if token - CONTEXT > start else "") + " ".join(shown) + (" …" if token + CONTEXT + 1 < end else "")
 
 
-def shown_neurons(top: TopActivations, important: np.ndarray | None, alive: np.ndarray, n: int) -> list[int]:
+def shown_neurons(top: TopActivations, alive: np.ndarray, n: int) -> list[int]:
     """The ``n`` live neurons with the most FC1 mass on important tokens (on all tokens without VMASK)."""
     mass = (top.mass_important if top.mass_important is not None else top.mass).numpy()
     order = [int(j) for j in np.argsort(-mass, kind="stable") if alive[j]]
@@ -162,15 +162,14 @@ def run_neurons(cfg: DictConfig) -> dict[str, Any]:
     }
     path = write_results(out_dir, record, name=NEURONS_FILE)
 
-    label = f"{identity.get('model', '?')} λ=({identity.get('lambda', {}).get('imp', '?')}, " \
-            f"{identity.get('lambda', {}).get('inter', '?')})"  # fmt: skip
+    label = label_of(identity)
     series = {"live neurons": result.clusters[alive]}
     if important is not None:
         series = {"important-token neurons": result.clusters[important],
                   "other live neurons": result.clusters[alive & ~important]}  # fmt: skip
     figures = save_figure(cluster_histogram(series, f"{label}: feature clusters per FC1 neuron ({cfg.split})"),
                           out_dir / "clusters_per_neuron", formats=tuple(cfg.formats))  # fmt: skip
-    chosen = shown_neurons(top, important, alive, int(cfg.show_neurons))
+    chosen = shown_neurons(top, alive, int(cfg.show_neurons))
     if chosen:
         words = module.tokenizer.id_to_token
         views = neuron_views(top, result, important, split, words, chosen)

@@ -19,13 +19,12 @@ import numpy as np
 
 from safr_lightning.cli import take_signals
 from safr_lightning.errors import SAFRError, Terminated
+from safr_lightning.neurons import NEURONS_FILE, label_of
 from safr_lightning.plots.neurons import SERIES, cluster_histogram
 from safr_lightning.plots.style import save_figure
 from safr_lightning.results import RunRecord, load_record
 from safr_lightning.rundir import check_writable
 from safr_lightning.sweep.files import write_text_atomic
-
-NEURONS_FILE = "neurons.json"
 
 
 def find_record(path: Path) -> RunRecord:
@@ -34,13 +33,6 @@ def find_record(path: Path) -> RunRecord:
         if candidate.is_file():
             return load_record(candidate)
     raise SAFRError(f"{path}: no {NEURONS_FILE} (run python -m safr_lightning.neurons ckpt_path={path} first)")
-
-
-def label_of(data: Any) -> str:
-    lam = data.get("lambda") or {}
-    if data.get("model") == "baseline":
-        return "Baseline"
-    return f"{data.get('model', '?')} λ=({lam.get('imp', '?')}, {lam.get('inter', '?')})"
 
 
 def _mean_std(values: Sequence[float | None], fmt: str = ".2f", scale: float = 1.0) -> str:

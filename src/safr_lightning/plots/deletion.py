@@ -51,8 +51,8 @@ def curves_from_metrics(metrics: Mapping[str, Any], prefix: str = "test") -> Del
     pattern = re.compile(_METRIC.pattern.replace("test", re.escape(prefix), 1))
     for key, value in metrics.items():
         match = pattern.match(key)
-        if match and per_k({match["k"]: 0.0}):
-            by_name.setdefault(match["name"], {})[float(match["k"])] = float(value)
+        if match:  # a k that is no number ("1.2.3") is dropped by per_k
+            by_name.setdefault(match["name"], {}).update(per_k({match["k"]: value}))
     acc = metrics.get(f"{prefix}/acc")
     return _assemble(by_name, None, float(acc) if acc is not None else None)
 

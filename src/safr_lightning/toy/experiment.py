@@ -26,6 +26,8 @@ from safr_lightning.toy.features import DEDICATED_INTERFERENCE, REPRESENTED_NORM
 from safr_lightning.toy.train import Grid, TrainResult, TrainSettings, make_grid, train_grid
 
 RESULTS_FILE = "toy.json"
+# toy.json without the per-model, per-feature cells (2 MB for the default sweep): what docs/results keeps.
+SUMMARY_FILE = "toy_summary.json"
 CHANGED = 0.005  # a weighted-capacity change smaller than this counts as "unchanged"
 PENALTY_FORM = "L_imp = sum_i I_i sqrt(P_i / m) / sum_i I_i, P_i = sum_{j!=i} (W_i_hat . W_j)^2 (polysemanticity)"
 OBJECTIVE = "recon / zero_model_loss + lambda * L_imp, zero_model_loss = (1 - S) / 3 * sum_i I_i"
@@ -232,6 +234,11 @@ def draw_figures(
     return written
 
 
+def summary_of(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` without ``cells`` (every model's per-feature numbers) and ``figures`` (this machine's paths)."""
+    return {key: value for key, value in report.items() if key not in ("cells", "figures")}
+
+
 def run_toy(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     """Train and measure the sweep of ``cfg`` (a composed ToyConfig); write toy.json and figures into ``out_dir``."""
     validate(cfg)
@@ -291,6 +298,7 @@ def run_toy(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     }
     path = out_dir / RESULTS_FILE
     path.write_text(json.dumps(report, indent=1) + "\n")
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary_of(report), indent=1) + "\n")
     report["path"] = path
     report["summary"] = summary_line(arrays, report, sparsities, decays, penalties, toy.n_hidden)
     return report
