@@ -116,3 +116,55 @@ def test_warmup_then_cosine_or_linear_decay() -> None:
     assert [cosine(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert cosine(54) == pytest.approx(0.5) and linear(54) == pytest.approx(0.5)
     assert cosine(104) == pytest.approx(0.0) and linear(104) == pytest.approx(0.0)
+
+
+# -- Lightning refusing a value we pass ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        # A fraction of the batches under one batch: Lightning says so only once it sees the data.
+        (
+            "trainer.limit_train_batches=0.0001",
+            "invalid config: trainer.limit_train_batches=0.0001: Lightning refused it: You requested to check 0.0001",
+        ),
+        # The first keyword named is the culprit; `limit_val_batches` appears in its advice only.
+        (
+            "+trainer.extra.val_check_interval=1000",
+            "invalid config: trainer.extra.val_check_interval=1000: Lightning refused it: `val_check_interval` (1000)",
+        ),
+        # Not a refusal but a crash inside Lightning's loop, on a keyword only trainer.extra passes.
+        (
+            "+trainer.extra.check_val_every_n_epoch=0",
+            "invalid config: trainer.extra.check_val_every_n_epoch=0: Lightning failed with it: ZeroDivisionError",
+        ),
+        # Refused while the Trainer is built.
+        (
+            "+trainer.extra.precision_plugin_that_does_not_exist=1",
+            "invalid config: trainer.extra.precision_plugin_that_does_not_exist is not a lightning.Trainer keyword",
+        ),
+    ],
+)
+def test_lightning_refusing_a_value_is_one_line_naming_our_key(
+    override: str, expected: str, make_cfg: Callable, tmp_path: Path
+) -> None:
+    from safr_lightning.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        run_training(make_cfg(override), tmp_path / "run")
+    message = str(caught.value)
+    assert message.startswith(expected) and "\n" not in message
+
+
+def test_a_lightning_error_that_names_no_key_of_ours_stays_a_bug(
+    make_cfg: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lightning.pytorch.trainer.trainer as trainer_module
+
+    def broken(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise ValueError("an internal inconsistency")
+
+    monkeypatch.setattr(trainer_module.Trainer, "_run", broken)
+    with pytest.raises(ValueError, match="an internal inconsistency"):
+        run_training(make_cfg(), tmp_path / "run")

@@ -15,15 +15,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, NoReturn
 
-from safr_lightning.cli import take_signals
-from safr_lightning.errors import SAFRError, Terminated
+from safr_lightning.cli import run_main
+from safr_lightning.errors import SAFRError
+from safr_lightning.files import remove_stale_temporaries, write_text_atomic
 from safr_lightning.plots.style import save_figure
 from safr_lightning.rundir import check_writable
 from safr_lightning.sweep.figure import deletion_figure
-from safr_lightning.sweep.files import write_text_atomic
-from safr_lightning.sweep.jobs import FAILED, MISSING, OK, Job, collect_jobs, newest_sweep
+from safr_lightning.sweep.jobs import FAILED, MISSING, OK, OTHER_LAUNCH, Job, collect_jobs, newest_sweep, plural
 from safr_lightning.sweep.paper_tables import PAPER_K
-from safr_lightning.sweep.table import csv_text, datasets_of, markdown, problems, summarize
+from safr_lightning.sweep.table import csv_text, datasets_of, markdown, other_launches, problems, summarize
 
 DEFAULT_BASE = Path("multirun")
 
@@ -50,6 +50,7 @@ def aggregate(sweep_dir: Path, k: float = PAPER_K, figures: bool = True) -> Aggr
     """Write the tables (and figures) of every dataset in ``sweep_dir``."""
     if not 0 < k < 100:
         raise SAFRError(f"--k={k:g} is not a deletion percentage; allowed: strictly between 0 and 100")
+    remove_stale_temporaries(sweep_dir, recursive=False)  # of tables an aggregation killed mid-write left
     jobs = collect_jobs(sweep_dir)
     if not jobs:
         raise SAFRError(f"no results.json and no multirun.yaml under {sweep_dir}: nothing to aggregate")
@@ -63,7 +64,7 @@ def aggregate(sweep_dir: Path, k: float = PAPER_K, figures: bool = True) -> Aggr
         notes.append(f"no job measured k={k:g} (their srs.ks: {levels}): the deletion columns are empty")
     for dataset in datasets_of(jobs) or ["unknown"]:
         rows = summarize(jobs, dataset, k)
-        table = markdown(dataset, rows, problems(jobs, dataset), k, sweep_dir)
+        table = markdown(dataset, rows, problems(jobs, dataset), k, sweep_dir, other_launches(jobs, dataset))
         # k = 30 (the paper's) keeps the plain name; another k never overwrites those tables.
         stem = f"ablation_{dataset}" + ("" if k == PAPER_K else f"_k{k:g}")
         written.append(write_text_atomic(sweep_dir / f"{stem}.md", table))
@@ -77,8 +78,13 @@ def aggregate(sweep_dir: Path, k: float = PAPER_K, figures: bool = True) -> Aggr
 
 
 def _summary(jobs: Sequence[Job], root: Path) -> list[str]:
-    counts = {s: sum(j.status == s for j in jobs) for s in (OK, FAILED, MISSING)}
-    lines = [f"{len(jobs)} jobs: {counts[OK]} ok, {counts[FAILED]} failed, {counts[MISSING]} missing"]
+    others = [j for j in jobs if j.status == OTHER_LAUNCH]
+    tabled = [j for j in jobs if j.status != OTHER_LAUNCH]
+    counts = {s: sum(j.status == s for j in tabled) for s in (OK, FAILED, MISSING)}
+    line = f"{plural(len(tabled), 'job')}: {counts[OK]} ok, {counts[FAILED]} failed, {counts[MISSING]} missing"
+    if others:
+        line += f"; {plural(len(others), 'run')} of an earlier launch with another config, not tabled"
+    lines = [line]
     for job in jobs:
         if job.status != OK:
             lines.append(f"  {job.status}: {job.label(root)}: {job.reason}")
@@ -101,26 +107,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--k", type=float, default=PAPER_K, help="deletion level for the table, in %% (30)")
     parser.add_argument("--no-figures", action="store_true", help="tables only")
     args = parser.parse_args(argv)
-    take_signals()
-    try:
+
+    def body() -> int:
         sweep_dir = resolve_sweep_dir(args.sweep_dir)
         check_writable(sweep_dir, "the tables")
         result = aggregate(sweep_dir, k=args.k, figures=not args.no_figures)
-    except SAFRError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # e.g. the disk filled up mid-write: the files already there are whole
-        where = exc.filename or args.sweep_dir
-        print(f"error: cannot write the tables: {exc.strerror or exc} ({where})", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, Terminated) as stop:
-        cause, code = ("Ctrl-C", 130) if isinstance(stop, KeyboardInterrupt) else ("SIGTERM", 143)
-        print(f"error: interrupted by {cause} (every file written so far is whole)", file=sys.stderr)
-        return code
-    print("\n".join(_summary(result.jobs, sweep_dir) + result.notes))
-    for path in result.written:
-        print(f"wrote {path}")
-    return 0
+        print("\n".join(_summary(result.jobs, sweep_dir) + result.notes))
+        for path in result.written:
+            print(f"wrote {path}")
+        return 0
+
+    # One line for bad input, a full disk (every file written so far is whole) or a signal.
+    return run_main(body)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ Shared by every entry point (``train``, ``evaluate``, ``explain``)::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import logging
@@ -34,8 +35,9 @@ import os
 import re
 import signal
 import sys
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -43,7 +45,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from safr_lightning import _interrupted_while_starting
-from safr_lightning.errors import SAFRError, Terminated
+from safr_lightning.errors import RunInterrupted, SAFRError, Terminated
 
 EXIT_USER_ERROR = 2
 VERBOSE_FLAG = "--verbose"
@@ -84,47 +86,166 @@ def run_cli(hydra_main: Callable[[], Any], argv: list[str] | None = None) -> Any
     argv[1:] = [arg for arg in argv[1:] if arg != VERBOSE_FLAG]
     previous = os.environ.get(FULL_ERROR_ENV)
     os.environ[FULL_ERROR_ENV] = "1"  # Hydra raises instead of printing its multi-line report
+    _received.clear()  # a new CLI call (tests call several in one process)
     take_signals()
     try:
-        return hydra_main()
-    except (KeyboardInterrupt, Terminated) as stop:  # outside a task's own handling (composing, between jobs)
-        if verbose:
-            raise
-        cause, code = ("Ctrl-C", 130) if isinstance(stop, KeyboardInterrupt) else ("SIGTERM", 143)
-        print(f"error: interrupted by {cause}", file=sys.stderr, flush=True)
-        sys.exit(code)
+        result = hydra_main()
+        if received_signal() is not None:  # swallowed on its way up (a bare ``except:`` in a library)
+            _exit_interrupted()
+        return result
     except UserErrorExit as stop:
         if verbose:
             raise stop.error from None
+        if received_signal() is not None and not isinstance(stop.error, RunInterrupted):
+            _exit_interrupted()  # the signal surfaced as another error (a data error, say)
         print(f"error: {_one_line(str(stop.error))}", file=sys.stderr, flush=True)
         sys.exit(stop.code)
-    except Exception as exc:
+    except BaseException as exc:
+        if isinstance(exc, SystemExit) and (received_signal() is None or isinstance(exc, _Reported)):
+            raise
+        if verbose:
+            raise
+        if received_signal() is not None or isinstance(exc, (KeyboardInterrupt, Terminated)):
+            # Whatever it surfaced as: a library's cleanup failing as the signal's exception passed
+            # through it (OmegaConf's context managers do), a SystemExit from Lightning's teardown.
+            _exit_interrupted(exc)
+        if not isinstance(exc, Exception):
+            raise
         task = getattr(hydra_main, "__wrapped__", None)
-        message = None if verbose else user_message(exc, inside_task=_raised_in(exc, task))
+        message = user_message(exc, inside_task=_raised_in(exc, task))
         if message is None:
             raise
         print(f"error: {message}", file=sys.stderr, flush=True)
         sys.exit(EXIT_USER_ERROR)
     finally:
+        _received.clear()  # reported: a later call in this process (a test, a notebook) starts afresh
         if previous is None:
             os.environ.pop(FULL_ERROR_ENV, None)
         else:
             os.environ[FULL_ERROR_ENV] = previous
 
 
+def run_main(body: Callable[[], int]) -> int:
+    """The same one-line rules for the argparse CLIs (aggregate, export, compare, dashboard).
+
+    ``body`` returns the exit code. A :class:`SAFRError` is one line and exit 2, a signal one line and
+    130 / 143 whatever it surfaced as, a full disk one line naming the file; a bug keeps its traceback.
+    """
+    _received.clear()
+    take_signals()
+    try:
+        return body()
+    except BaseException as exc:
+        if isinstance(exc, SystemExit) and received_signal() is None:
+            raise
+        if received_signal() is not None or isinstance(exc, (KeyboardInterrupt, Terminated)):
+            cause, code = signal_cause(exc)
+            print(f"error: interrupted by {cause} (every file written so far is whole)", file=sys.stderr, flush=True)
+            return code
+        if isinstance(exc, SAFRError):
+            print(f"error: {_one_line(str(exc))}", file=sys.stderr, flush=True)
+            return EXIT_USER_ERROR
+        if isinstance(exc, OSError) and exc.errno is not None:  # the disk, permissions: not a bug
+            where = exc.filename or "a file"
+            print(f"error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr, flush=True)
+            return EXIT_USER_ERROR
+        raise
+    finally:
+        _received.clear()
+
+
+# -- signals ---------------------------------------------------------------------------------------
+# A signal is recorded before anything else happens (the handler's first statement), so that the
+# top level can report it whatever exception it surfaced as: a library whose ``finally`` fails while
+# the signal's exception passes through it (OmegaConf's flag context managers do) turns a SIGTERM into
+# an ``AttributeError``, and a library with a bare ``except:`` may swallow it altogether.
+_received: list[int] = []
+
+
+def note_signal(signum: int) -> None:
+    """Record that ``signum`` arrived (the first one counts)."""
+    if not _received:
+        _received.append(signum)
+
+
+def received_signal() -> int | None:
+    """The first SIGINT / SIGTERM this process received since the CLI started, or None."""
+    return _received[0] if _received else None
+
+
+def signal_cause(exc: BaseException | None = None) -> tuple[str, int]:
+    """``("Ctrl-C", 130)`` or ``("SIGTERM", 143)``: from the recorded signal, else from ``exc``'s type."""
+    signum = received_signal()
+    if signum is None:
+        signum = signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
+    return ("Ctrl-C", 130) if signum == signal.SIGINT else ("SIGTERM", 143)
+
+
+def raise_received_signal() -> None:
+    """Raise a signal that arrived but was swallowed on its way up, before more work is done.
+
+    A library's ``except Exception`` can swallow it once a cleanup turned it into an ordinary error
+    (Hydra composes the config twice, the first time inside ``except Exception: return None``).
+    Called where a task starts and between a run's stages.
+    """
+    signum = received_signal()
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    if signum is not None:
+        raise Terminated
+
+
+class _Reported(SystemExit):
+    """The exit after the one line was printed."""
+
+
+def _exit_interrupted(exc: BaseException | None = None) -> None:
+    cause, code = signal_cause(exc)
+    print(f"error: interrupted by {cause}", file=sys.stderr, flush=True)
+    raise _Reported(code)
+
+
 def _raise_terminated(signum: int, frame: Any) -> None:
+    note_signal(signum)
     raise Terminated
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    note_signal(signum)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back while the block runs (recording how a run ended), then let them in.
+
+    A second signal must not cut the record of the first one short: it arrives, pending, when the
+    block ends (and is then reported like any other). Main thread only; elsewhere a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def take_signals() -> None:
     """The imports are done: Ctrl-C raises ``KeyboardInterrupt`` again, SIGTERM :class:`Terminated`.
 
-    Both then end a CLI with one line (exit 130 / 143) wherever they land; a training run installs
-    its own SIGTERM handling for its stages (``experiment.run_training``) and restores this one.
+    Both are recorded first (:func:`received_signal`) and end a CLI with one line (exit 130 / 143)
+    wherever they land; a training run installs its own SIGTERM handling for its stages
+    (``experiment.run_training``) and restores this one. Only in the main thread (signals can be
+    handled nowhere else), and idempotent.
     """
-    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    if signal.getsignal(signal.SIGTERM) is _interrupted_while_starting:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) in (_interrupted_while_starting, signal.default_int_handler):
+        signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+    if signal.getsignal(signal.SIGTERM) in (_interrupted_while_starting, signal.SIG_DFL):
         signal.signal(signal.SIGTERM, _raise_terminated)
 
 

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from safr_lightning.cli import take_signals
+from safr_lightning.cli import run_main
 from safr_lightning.errors import ConfigError, SAFRError
 
 PER_EPOCH = ("val/acc", "val/srs@30", "train/acc")
@@ -82,8 +82,7 @@ def _parse(argv: Sequence[str]) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    take_signals()
-    try:
+    def body() -> int:
         args = _parse(sys.argv[1:] if argv is None else argv)
         workspace = build_workspace(args["entity"], args["project"], args.get("group"), args.get("name", "SAFR"))
         for section, kind, shown in panel_list(workspace):
@@ -92,11 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             workspace.save()
         except Exception as exc:  # no network, no credentials, no such project
             raise SAFRError(f"could not save the workspace to W&B ({type(exc).__name__}: {exc})") from None
-    except SAFRError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    print(f"saved: {workspace.url}")
-    return 0
+        print(f"saved: {workspace.url}")
+        return 0
+
+    return run_main(body)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import difflib
 import inspect
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -27,14 +29,30 @@ from omegaconf import DictConfig, OmegaConf
 
 from safr_lightning.analysis.srs import SRSSettings
 from safr_lightning.callbacks import AllocationFigures, EpochLog, SRSCallback, ThroughputMonitor
+from safr_lightning.checkpoint_io import AtomicCheckpointIO
 from safr_lightning.checkpoints import CHECKPOINT_DIR, LAST, load_checkpoint_file
-from safr_lightning.cli import quiet_known_warnings
+from safr_lightning.cli import (
+    note_signal,
+    quiet_known_warnings,
+    raise_received_signal,
+    received_signal,
+    signal_cause,
+)
 from safr_lightning.config import validate
 from safr_lightning.data.datamodule import SAFRDataModule
 from safr_lightning.data.sources import data_fingerprint
 from safr_lightning.data.tokenizer import tokenizer_from_json
-from safr_lightning.errors import ConfigError, RunDirTaken, RunInterrupted, SAFRError, instantiate_checked
+from safr_lightning.errors import (
+    ConfigError,
+    RunDirTaken,
+    RunInterrupted,
+    SAFRError,
+    Terminated,
+    first_line,
+    instantiate_checked,
+)
 from safr_lightning.fidelity import fidelity_label
+from safr_lightning.files import write_text_atomic
 from safr_lightning.loggers import build_loggers, check_wandb_places, wandb_identity
 from safr_lightning.memory import keep_freed_memory
 from safr_lightning.module import SAFRModule
@@ -43,6 +61,7 @@ from safr_lightning.resume import check_same_config, finished_results, resolve_r
 from safr_lightning.rundir import (
     SAVED_CONFIG,
     check_run_dir,
+    claim_run_dir,
     config_difference,
     fingerprint,
     hold_run_dir,
@@ -201,24 +220,75 @@ def trainer_extra(cfg: DictConfig) -> dict[str, Any]:
     return extra
 
 
-def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Any], run_dir: Path) -> L.Trainer:
+def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """The ``lightning.Trainer`` keywords the config sets (``trainer.*`` and ``trainer.extra``)."""
     kwargs = {key: cfg.trainer[key] for key in TRAINER_KEYS}
     kwargs = {k: (OmegaConf.to_container(v) if OmegaConf.is_config(v) else v) for k, v in kwargs.items()}
     kwargs.update(trainer_extra(cfg))
-    try:
+    return kwargs
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Any], run_dir: Path) -> L.Trainer:
+    kwargs = trainer_kwargs(cfg)
+    plugins = list(kwargs.pop("plugins", None) or [])
+    if not any(isinstance(p, CheckpointIO) for p in plugins):  # checkpoints written whole or not at all
+        plugins.append(AtomicCheckpointIO())
+    with lightning_refusals(cfg):
         return L.Trainer(
             **kwargs,
+            plugins=plugins,
             callbacks=callbacks,
             logger=loggers if loggers else False,
             default_root_dir=str(run_dir),
             enable_model_summary=False,
         )
-    except (MisconfigurationException, ValueError, TypeError) as exc:  # e.g. trainer=gpu without a GPU
-        shown = ("accelerator", "devices", "strategy", *sorted(cfg.trainer.extra or {}))
-        keys = ", ".join(
-            f"trainer.{'extra.' if k in (cfg.trainer.extra or {}) else ''}{k}={kwargs[k]!r}" for k in shown
-        )
-        raise ConfigError(f"invalid config: {keys}: {str(exc).strip().splitlines()[0]}") from exc
+
+
+@contextlib.contextmanager
+def lightning_refusals(cfg: DictConfig) -> Iterator[None]:
+    """Lightning refusing (or failing on) a value we passed it becomes one line naming our key.
+
+    ``MisconfigurationException`` is Lightning's word for a refusal. A ``ValueError``, ``TypeError``
+    or ``ArithmeticError`` raised inside Lightning counts too when its message names a Trainer keyword
+    the config set (the first one named is the culprit; the others are advice), or when the config
+    passes keywords of its own through ``trainer.extra`` (which the project cannot check: e.g.
+    ``check_val_every_n_epoch=0`` divides by zero in Lightning's loop). Anything else is a bug and
+    keeps its traceback. They come when the Trainer is built (``trainer=gpu`` without a GPU) or only
+    once it sees the data (``trainer.limit_train_batches=0.0001``: under one batch).
+    """
+    try:
+        yield
+    except (MisconfigurationException, ValueError, TypeError, ArithmeticError) as exc:
+        kwargs = trainer_kwargs(cfg)
+        extra = list(cfg.trainer.extra or {})
+        named = _keys_named(str(exc), kwargs)
+        refusal = isinstance(exc, MisconfigurationException)
+        if not refusal and not (_raised_by_lightning(exc) and (named or extra)):
+            raise
+        keys = named[:1] or (extra if not refusal or not named else [])
+        keys = keys or [k for k in ("accelerator", "devices", "strategy", "precision") if k in kwargs]
+        shown = ", ".join(f"trainer.{'extra.' if k in extra else ''}{k}={kwargs[k]!r}" for k in keys)
+        what = first_line(exc, 400) if refusal or named else f"{type(exc).__name__}: {first_line(exc, 400)}"
+        verb = "refused it" if refusal or named else "failed with it"
+        raise ConfigError(f"invalid config: {shown}: Lightning {verb}: {what}") from exc
+
+
+def _keys_named(message: str, kwargs: dict[str, Any]) -> list[str]:
+    """The Trainer keywords in ``kwargs`` that ``message`` names (as words), first-named first."""
+    found = {}
+    for key in kwargs:
+        match = re.search(rf"(?<![\w.]){re.escape(key)}(?!\w)", message)
+        if match:
+            found[key] = match.start()
+    return sorted(found, key=found.__getitem__)
+
+
+def _raised_by_lightning(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    return last is not None and f"{os.sep}lightning{os.sep}" in last.tb_frame.f_code.co_filename
 
 
 def _check_resume(cfg: DictConfig, resume: Path, run_dir: Path) -> tuple[dict[str, Any], str]:
@@ -266,14 +336,14 @@ def _interruptible(trainer: L.Trainer, run_dir: Path, stage: str) -> Iterator[No
     """
     try:
         yield
-    except SIGTERMException as exc:
-        raise _interruption(trainer, run_dir, stage, "SIGTERM", 143) from exc
+    except (SIGTERMException, Terminated, KeyboardInterrupt) as exc:
+        raise _interruption(trainer, run_dir, stage, *signal_cause(exc)) from exc
     except SystemExit as exc:
-        if not trainer.interrupted:
+        if not trainer.interrupted and received_signal() is None:
             raise
-        raise _interruption(trainer, run_dir, stage, "Ctrl-C", 130) from exc
+        raise _interruption(trainer, run_dir, stage, *signal_cause(KeyboardInterrupt())) from exc
     if trainer.interrupted:
-        raise _interruption(trainer, run_dir, stage, "Ctrl-C", 130)
+        raise _interruption(trainer, run_dir, stage, *signal_cause(KeyboardInterrupt()))
 
 
 def _interruption(trainer: L.Trainer, run_dir: Path, stage: str, cause: str, code: int) -> RunInterrupted:
@@ -353,10 +423,14 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     with hold_run_dir(run_dir), _sigterm_outside_fit(stage):
         try:
             return _run_training(cfg, run_dir, stage)
-        except KeyboardInterrupt:  # Ctrl-C outside Lightning's loops (setup, SRS merge, writing)
-            raise stage.interrupted("Ctrl-C", 130) from None
-        except SIGTERMException:  # Lightning's, raised outside a stage that converts it
-            raise stage.interrupted("SIGTERM", 143) from None
+        except RunInterrupted:
+            raise
+        except (KeyboardInterrupt, Terminated, SIGTERMException) as exc:  # outside a stage that converts it
+            raise stage.interrupted(*signal_cause(exc)) from None
+        except BaseException as exc:
+            if received_signal() is not None:  # the signal surfaced as another error on its way up
+                raise stage.interrupted(*signal_cause(exc)) from exc
+            raise
 
 
 @dataclasses.dataclass
@@ -366,6 +440,10 @@ class _Stage:
     run_dir: Path
     name: str = "setup"
     trainer: L.Trainer | None = None
+
+    def enter(self, name: str) -> None:
+        raise_received_signal()  # a signal some library swallowed: do not start the next stage
+        self.name = name
 
     def interrupted(self, cause: str, code: int) -> RunInterrupted:
         if self.trainer is not None:
@@ -388,9 +466,12 @@ def _sigterm_outside_fit(stage: _Stage) -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         # In fit, Lightning's handler calls this one after its own and stops at a batch's end; until
         # it is installed (DDP launch, setup, restoring, wandb.init) and after its teardown, this
-        # handler is the only one, and raises.
+        # handler is the only one, and raises. Recorded first: whatever the exception turns into on
+        # its way up, run_training reports the signal. A BaseException, so that no library's (or data
+        # loader's) ``except Exception`` can take it for an error of its own.
+        note_signal(signum)
         if stage.name != "training" or signal.getsignal(signal.SIGTERM) is handler:
-            raise stage.interrupted("SIGTERM", 143)
+            raise Terminated
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
@@ -401,6 +482,7 @@ def _sigterm_outside_fit(stage: _Stage) -> Iterator[None]:
 
 
 def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, Any]:
+    stage.enter("setup")
     resume = resolve_resume(cfg.ckpt_path, run_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
@@ -416,8 +498,9 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
     # Under DDP every process runs this function; only the first one writes the run dir's files.
     writer = is_first_process()
     run_dir.mkdir(parents=True, exist_ok=True)
-    if writer:
-        OmegaConf.save(cfg, run_dir / SAVED_CONFIG, resolve=True)
+    if writer:  # the dir is this run's now (not another config's finished run): .hydra/, train.log
+        claim_run_dir(run_dir, cfg)
+        write_text_atomic(run_dir / SAVED_CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     # From the first moment the dir says what it holds: a run killed at any point never leaves a
     # previous run's "ok" beside its own checkpoints.
@@ -450,13 +533,13 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
 
     stage.trainer = trainer
     start = time.perf_counter()
-    stage.name = "training"
-    with _interruptible(trainer, run_dir, "training"):
+    stage.enter("training")
+    with _interruptible(trainer, run_dir, "training"), lightning_refusals(cfg):
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
     fit_s = time.perf_counter() - start
     if trainer.received_sigterm:  # noticed by Lightning after its last batch: still a stop
         raise _interruption(trainer, run_dir, "training", "SIGTERM", 143)
-    stage.name = "test"
+    stage.enter("test")
     if trainer.global_step == 0:
         raise SAFRError(
             "trained 0 optimizer steps (trainer.limit_train_batches, max_steps or an empty train split?); "
@@ -475,10 +558,10 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
     timing: dict[str, Any] = {"fit_s": fit_s, **throughput.summary()}
     if cfg.run_test:
         start = time.perf_counter()
-        with _interruptible(trainer, run_dir, "test"):
+        with _interruptible(trainer, run_dir, "test"), lightning_refusals(cfg):
             tested = trainer.test(module, datamodule=datamodule, ckpt_path=tested_path, verbose=False)
         timing["test_s"] = time.perf_counter() - start
-        stage.name = "writing results"
+        stage.enter("writing results")
         metrics = tested[0] if tested else {}
         results["test"] = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
         srs = next((c for c in callbacks if isinstance(c, SRSCallback)), None)

@@ -20,6 +20,7 @@ from typing import Any
 
 from safr_lightning.errors import SAFRError
 from safr_lightning.fidelity import fidelity_record
+from safr_lightning.files import write_text_atomic
 
 RESULTS_FILE = "results.json"
 
@@ -74,12 +75,7 @@ def _jsonable(value: Any) -> Any:
 
 def write_results(run_dir: Path, results: dict[str, Any], name: str = RESULTS_FILE) -> Path:
     """Write ``run_dir/results.json`` (or ``name``) atomically, so a reader never sees half a file."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / name
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_jsonable(results), indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(run_dir / name, json.dumps(_jsonable(results), indent=2, sort_keys=False) + "\n")
 
 
 class ResultsUnreadable(SAFRError):

@@ -7,6 +7,11 @@
   records it from the first moment (``status: running``), so a finished run is reused only by the
   same config (:func:`config_difference`), and a table never files a result under another config.
 - :func:`check_writable` refuses an output place nobody can write before any work is done.
+- :func:`claim_run_dir`: nothing is written into a run dir until the run has checked that the dir
+  is its own (not another config's finished run): then Hydra's ``.hydra/`` record of the launch is
+  written (``hydra.output_subdir`` is null in ``conf/train.yaml`` so that Hydra does not write it
+  before the task starts) and ``train.log`` is opened (:mod:`safr_lightning.runlog`). A job refused
+  by its dir leaves the dir byte for byte as it was.
 
 Light imports only: the Hydra entry points call this before torch is imported.
 """
@@ -26,12 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from safr_lightning.errors import ConfigError, RunDirTaken
+from safr_lightning.files import DiskFull, is_disk_full, remove_stale_temporaries, write_text_atomic
 from safr_lightning.results import RESULTS_FILE
+from safr_lightning.runlog import open_run_logs
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 SAVED_CONFIG = "config.yaml"
+HYDRA_DIR = ".hydra"
 
 # Keys that change neither training nor a stored metric: where data, logs and progress go, how the
 # work is spread over processes. Every other key is part of the fingerprint.
@@ -42,6 +50,7 @@ NEUTRAL_KEYS = (
 )  # fmt: skip
 
 _held: set[Path] = set()  # run dirs this process holds (a nested hold is a no-op)
+_claimed: set[Path] = set()  # run dirs whose .hydra/ this process wrote
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -149,15 +158,20 @@ def hold_run_dir(run_dir: Path) -> Iterator[None]:
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_time(os.getpid())}
     for _ in range(3):
         # Written whole, then linked into place: nobody ever reads a half-written lock.
-        with tempfile.NamedTemporaryFile("w", dir=run_dir, prefix=".lock-", delete=False) as handle:
-            json.dump(me, handle)
+        fd, name = tempfile.mkstemp(dir=run_dir, prefix=".lock-")
         try:
-            os.link(handle.name, path)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(me, handle)
+            os.link(name, path)
         except FileExistsError:
             _check_holder(run_dir, path, me["host"])
             continue
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFull(path, exc) from exc
+            raise
         finally:
-            os.unlink(handle.name)
+            os.unlink(name)
         break
     else:  # pragma: no cover - three lost races in a row
         raise RunDirTaken(f"{run_dir}: could not take {path}")
@@ -168,6 +182,31 @@ def hold_run_dir(run_dir: Path) -> Iterator[None]:
         _held.discard(key)
         if _read_lock(path).get("pid") == me["pid"]:
             path.unlink(missing_ok=True)
+
+
+def claim_run_dir(run_dir: Path, cfg: Any) -> None:
+    """``run_dir`` is this run's own from now on: write ``.hydra/`` for the launch, open ``train.log``.
+
+    ``cfg`` is the job's config (without the ``hydra`` node, as Hydra saves it). Outside a Hydra
+    job (a notebook, a test calling ``run_training``) only the log handlers are opened, if any.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    key = run_dir.resolve()
+    if key in _claimed:
+        return
+    if HydraConfig.initialized() and HydraConfig.get().output_subdir is None:
+        full = HydraConfig.instance().cfg  # {"hydra": ...}, as Hydra writes hydra.yaml
+        assert full is not None
+        where = run_dir / HYDRA_DIR
+        write_text_atomic(where / "config.yaml", OmegaConf.to_yaml(cfg))
+        write_text_atomic(where / "hydra.yaml", OmegaConf.to_yaml(full))
+        write_text_atomic(where / "overrides.yaml", OmegaConf.to_yaml(full.hydra.overrides.task))
+    _claimed.add(key)
+    for path in remove_stale_temporaries(run_dir):  # from a writer killed mid-write (kill -9)
+        log.warning("removed %s, left by a killed writer", path)
+    open_run_logs()
 
 
 def check_run_dir(run_dir: Path, launched_from: Path | None = None) -> None:

@@ -9,8 +9,8 @@ half a second, not ten.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -21,16 +21,27 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from safr_lightning.cli import UserErrorExit, run_cli, take_signals
+from safr_lightning.cli import (
+    UserErrorExit,
+    raise_received_signal,
+    received_signal,
+    run_cli,
+    signal_cause,
+    signals_deferred,
+    take_signals,
+)
 from safr_lightning.config import register_configs, validate
-from safr_lightning.errors import ConfigError, RunDirTaken, RunInterrupted, SAFRError, Terminated
+from safr_lightning.errors import ConfigError, RunDirTaken, RunInterrupted, SAFRError, Terminated, first_line
+from safr_lightning.files import DiskFull, is_disk_full, write_text_atomic
 from safr_lightning.gpu_slots import job_gpu_slot
 from safr_lightning.paths import CONFIG_DIR
 from safr_lightning.results import read_record, run_identity, write_results
 from safr_lightning.resume import finished_results, resolve_resume
-from safr_lightning.rundir import check_run_dir, hold_run_dir, is_first_process
+from safr_lightning.rundir import check_run_dir, claim_run_dir, hold_run_dir, is_first_process
+from safr_lightning.sweep import launch
 
 log = logging.getLogger("safr_lightning.train")
+ERROR_FILE = "error.txt"
 
 register_configs()
 
@@ -58,28 +69,24 @@ def _record_failure(
         **started, **identity, "status": status, "error": type(exc).__name__, "reason": reason, "run_dir": str(run_dir)
     }  # fmt: skip
     try:
-        if detail:
-            (run_dir / "error.txt").write_text(detail)
-            results["error_file"] = "error.txt"
-        write_results(run_dir, results)
-    except OSError as exc:  # the failure itself stays the message the user gets
-        log.error("could not record the failure in %s: %s", run_dir, exc)
+        with signals_deferred():  # a second Ctrl-C must not cut this record short
+            _write_failure(cfg, run_dir, results, detail)
+    except Exception as exc:  # a full disk: the failure itself stays the message the user gets
+        log.error("could not record the failure in %s: %s", run_dir, first_line(exc))
 
 
-# What Hydra writes into a run dir before the task starts.
-HYDRA_ONLY = frozenset({".hydra", "train.log"})
+def _write_failure(cfg: DictConfig, run_dir: Path, results: dict[str, Any], detail: str | None) -> None:
+    claim_run_dir(run_dir, cfg)  # a failure is this run's own: .hydra/ says what was launched
+    if detail:
+        write_text_atomic(run_dir / ERROR_FILE, detail)
+        results["error_file"] = ERROR_FILE
+    write_results(run_dir, results)
 
 
-def _remove_if_only_hydras(run_dir: Path) -> None:
-    """Remove a run dir that holds nothing but what Hydra wrote for this launch (a refused config)."""
-    try:
-        names = {p.name for p in run_dir.iterdir()}
-    except OSError:
-        return
-    log_file = run_dir / "train.log"
-    empty_log = not log_file.exists() or log_file.stat().st_size == 0
-    if names <= HYDRA_ONLY and empty_log:
-        shutil.rmtree(run_dir, ignore_errors=True)
+def _remove_if_empty(run_dir: Path) -> None:
+    """Remove the run dir Hydra made for a config that was then refused (nothing was written into it)."""
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()  # fails, as it should, when the dir holds anything
 
 
 def _distributed(cfg: DictConfig) -> bool:
@@ -109,34 +116,74 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     take_signals()  # idempotent; a joblib/submitit worker never passed through run_cli
-    if not multirun:  # a bad value costs one line and leaves no run folder behind
+    outcome = launch.FAILED, "", None  # what the sweep's summary counts this job as
+    try:
+        raise_received_signal()  # one that Hydra's composing swallowed: stop before the job starts
+        if not multirun:  # a bad value costs one line and leaves no run folder behind
+            try:
+                validate(cfg)
+                resolve_resume(cfg.ckpt_path, run_dir)
+            except SAFRError as exc:
+                _remove_if_empty(run_dir)
+                raise UserErrorExit(exc) from exc
         try:
-            validate(cfg)
-            resolve_resume(cfg.ckpt_path, run_dir)
-        except SAFRError as exc:
-            _remove_if_only_hydras(run_dir)
+            check_run_dir(run_dir, launched_from=Path(hydra_cfg.runtime.cwd))
+        except SAFRError as exc:  # nothing can be recorded there
+            outcome = launch.FAILED, str(exc), run_dir
+            if multirun:
+                log.error("job failed: %s", exc)
+                return None
             raise UserErrorExit(exc) from exc
-    try:
-        check_run_dir(run_dir, launched_from=Path(hydra_cfg.runtime.cwd))
-    except SAFRError as exc:  # nothing can be recorded there
-        if multirun:
-            log.error("job failed: %s", exc)
-            return None
-        raise UserErrorExit(exc) from exc
-    try:
-        # Held across the failure record too: nobody else writes this dir's results.json meanwhile.
-        with hold_run_dir(run_dir):
-            return _run_held(cfg, run_dir, hydra_cfg, multirun)
-    except RunDirTaken as exc:  # another run's dir: its files are not ours to touch
-        if multirun:
-            log.error("job not run: %s", exc)
-            return None
-        raise UserErrorExit(exc) from exc
+        try:
+            # Held across the failure record too: nobody else writes this dir's results.json meanwhile.
+            with hold_run_dir(run_dir):
+                results = _run_held(cfg, run_dir, hydra_cfg, multirun)
+        except RunDirTaken as exc:  # another run's dir: its files are not ours to touch
+            outcome = launch.REFUSED, str(exc), run_dir
+            if multirun:
+                log.error("job not run: %s", exc)
+                return None
+            raise UserErrorExit(exc) from exc
+        except UserErrorExit as stop:
+            interrupted = isinstance(stop.error, RunInterrupted)
+            outcome = (launch.INTERRUPTED if interrupted else launch.FAILED), str(stop.error), run_dir
+            raise
+        ok = results is not None and results.get("status") == "ok"
+        outcome = (launch.OK if ok else launch.FAILED), ("" if ok else _reason(run_dir)), run_dir
+        return results
     finally:
+        if multirun:
+            if received_signal() is not None:
+                outcome = launch.INTERRUPTED, outcome[1], outcome[2]
+            launch.record_outcome(Path(hydra_cfg.sweep.dir), int(hydra_cfg.job.num), *outcome)
         if "wandb" in sys.modules:  # a W&B run can only exist if wandb was imported
             from safr_lightning.loggers import finish_wandb
 
             finish_wandb(run_dir)
+
+
+def _reason(run_dir: Path) -> str:
+    record = read_record(run_dir)
+    return str(record.data.get("reason") or "") if record is not None else "no results.json"
+
+
+def _as_user_error(exc: BaseException, run_dir: Path) -> SAFRError | None:
+    """What ``exc`` means for the person at the keyboard; None for a bug (which keeps its traceback).
+
+    A received signal wins over whatever exception it surfaced as (a data error, a library's
+    ``AttributeError`` from a cleanup that the signal's exception passed through).
+    """
+    if received_signal() is not None or isinstance(exc, (KeyboardInterrupt, Terminated)):
+        if isinstance(exc, RunInterrupted):
+            return exc
+        cause, code = signal_cause(exc)
+        return RunInterrupted(f"interrupted by {cause} while starting; run it again", code)
+    if isinstance(exc, SAFRError):
+        return exc
+    if is_disk_full(exc):
+        assert isinstance(exc, OSError)
+        return DiskFull(exc.filename or run_dir, exc)
+    return None
 
 
 def _run_held(cfg: DictConfig, run_dir: Path, hydra_cfg: Any, multirun: bool) -> dict[str, Any] | None:
@@ -155,26 +202,24 @@ def _run_held(cfg: DictConfig, run_dir: Path, hydra_cfg: Any, multirun: bool) ->
             return run_training(cfg, run_dir)
     except RunDirTaken:
         raise
-    except (KeyboardInterrupt, Terminated) as stop:  # before the run's own handling (its imports)
-        cause, code = ("Ctrl-C", 130) if isinstance(stop, KeyboardInterrupt) else ("SIGTERM", 143)
-        exc = RunInterrupted(f"interrupted by {cause} while starting; run it again", code)
-        _record_failure(cfg, run_dir, exc, str(exc), status="interrupted")
-        raise UserErrorExit(exc) from None
-    except RunInterrupted as exc:
-        _record_failure(cfg, run_dir, exc, str(exc), status="interrupted")
-        raise UserErrorExit(exc) from exc  # in a multirun too: whoever stopped this job stopped the sweep
-    except SAFRError as exc:
-        _record_failure(cfg, run_dir, exc, str(exc))
+    except BaseException as exc:
+        if isinstance(exc, SystemExit) and received_signal() is None:
+            raise
+        error = _as_user_error(exc, run_dir)
+        if error is None:  # a bug: its traceback is kept in error.txt
+            _record_failure(cfg, run_dir, exc, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            if multirun:  # one broken job must not take the other jobs of the sweep with it
+                log.exception("job failed; see %s", run_dir / ERROR_FILE)
+                return None
+            raise
+        if isinstance(error, RunInterrupted):
+            _record_failure(cfg, run_dir, error, str(error), status="interrupted")
+            raise UserErrorExit(error) from None  # in a multirun too: whoever stopped this job stopped the sweep
+        _record_failure(cfg, run_dir, error, str(error))
         if multirun:
-            log.error("job failed: %s", exc)
+            log.error("job failed: %s", error)
             return None
-        raise UserErrorExit(exc) from exc  # run_cli prints it as one line
-    except Exception as exc:
-        _record_failure(cfg, run_dir, exc, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        if multirun:  # one broken job must not take the other jobs of the sweep with it
-            log.exception("job failed; see %s", run_dir / "error.txt")
-            return None
-        raise
+        raise UserErrorExit(error) from exc  # run_cli prints it as one line
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
@@ -183,8 +228,19 @@ def _hydra_main(cfg: DictConfig) -> Any:
 
 
 def main() -> Any:
-    """``python -m safr_lightning.train [--verbose] key=value ...`` (and the ``safr-train`` script)."""
-    return run_cli(_hydra_main)
+    """``python -m safr_lightning.train [--verbose] key=value ...`` (and the ``safr-train`` script).
+
+    A sweep (``-m``) exits 0 only when every job it launched ended ok: otherwise one summary line
+    and exit code 1, after all jobs ran (:mod:`safr_lightning.sweep.launch`).
+    """
+    launch.LAST.summary = None
+    result = run_cli(_hydra_main)
+    if launch.LAST.summary is not None:
+        if launch.LAST.exit_code != 0:
+            print(f"error: {launch.LAST.summary}", file=sys.stderr, flush=True)
+            sys.exit(launch.LAST.exit_code)
+        print(launch.LAST.summary, flush=True)
+    return result
 
 
 if __name__ == "__main__":

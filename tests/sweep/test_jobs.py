@@ -11,6 +11,7 @@ from safr_lightning.sweep.jobs import (
     FAILED,
     MISSING,
     OK,
+    OTHER_LAUNCH,
     collect_jobs,
     expected_jobs,
     newest_sweep,
@@ -123,7 +124,10 @@ def test_an_override_that_changes_results_is_not_neutral(tmp_path: Path) -> None
         fake_results(random.Random(0), "sst2", "baseline", 0, 0, 0),
     )
     jobs = sorted(collect_jobs(tmp_path), key=lambda j: -1 if j.num is None else j.num)
-    assert [(j.num, j.status) for j in jobs] == [(None, OK), (0, MISSING)]
+    # The folder's run is not the job multirun.yaml asks for: an earlier launch's, never tabled as it.
+    assert [(j.num, j.status) for j in jobs] == [(None, OTHER_LAUNCH), (0, MISSING)]
+    expected = "trained with trainer.max_epochs=1 where this folder's launch (multirun.yaml) asks for (none)"
+    assert expected in jobs[0].reason
 
 
 def test_missing_jobs_come_with_the_command_that_reruns_them_into_the_sweep(tmp_path: Path) -> None:

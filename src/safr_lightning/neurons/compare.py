@@ -17,14 +17,14 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from safr_lightning.cli import take_signals
-from safr_lightning.errors import SAFRError, Terminated
+from safr_lightning.cli import run_main
+from safr_lightning.errors import SAFRError
+from safr_lightning.files import write_text_atomic
 from safr_lightning.neurons import NEURONS_FILE, label_of
 from safr_lightning.plots.neurons import SERIES, cluster_histogram
 from safr_lightning.plots.style import save_figure
 from safr_lightning.results import RunRecord, load_record
 from safr_lightning.rundir import check_writable
-from safr_lightning.sweep.files import write_text_atomic
 
 
 def find_record(path: Path) -> RunRecord:
@@ -164,18 +164,13 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     parser.add_argument("--out", type=Path, required=True, help="where the table and figures go")
     parser.add_argument("--labels", nargs="*", help="one name per input (default: model and λ)")
     args = parser.parse_args(argv)
-    take_signals()
-    try:
+
+    def body() -> int:
         for path in compare(args.inputs, args.out, args.labels):
             print(f"wrote {path}")
-    except SAFRError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except (KeyboardInterrupt, Terminated) as stop:
-        cause, code = ("Ctrl-C", 130) if isinstance(stop, KeyboardInterrupt) else ("SIGTERM", 143)
-        print(f"error: interrupted by {cause}", file=sys.stderr)
-        sys.exit(code)
-    sys.exit(0)
+        return 0
+
+    sys.exit(run_main(body))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +11,8 @@ matplotlib.use("Agg")  # headless: figures are files and W&B images, never windo
 
 from matplotlib.figure import Figure
 from matplotlib.text import Text
+
+from safr_lightning.files import atomic_path
 
 FORMATS = ("png", "svg", "pdf")
 POSITIVE = "#c0392b"  # red: positive interference
@@ -54,10 +55,8 @@ def save_figure(fig: Figure, path: str | Path, formats: Sequence[str] = ("png", 
     for fmt in formats:
         target = path.with_name(f"{path.name}.{fmt}")
         # A fixed salt for SVG element ids, so the same figure gives the same file.
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        with matplotlib.rc_context({"svg.hashsalt": "safr"}):
+        with matplotlib.rc_context({"svg.hashsalt": "safr"}), atomic_path(target) as tmp:
             fig.savefig(tmp, format=fmt, dpi=dpi, metadata=_metadata(fmt))
-        os.replace(tmp, target)
         written.append(target)
     return written
 

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from safr_lightning.cli import take_signals
+from safr_lightning.cli import run_main
 from safr_lightning.errors import SAFRError
 from safr_lightning.fidelity import GROUPS, mode_of, short_label
+from safr_lightning.files import write_text_atomic
 from safr_lightning.results import RESULTS_FILE, load_record, machine_info, value_at_k
-from safr_lightning.sweep.files import write_text_atomic
 from safr_lightning.sweep.jobs import OK, Job, _assign_variants, collect_jobs
 from safr_lightning.sweep.paper_tables import DATASET_TITLES, PAPER_K
 from safr_lightning.sweep.table import (
@@ -443,8 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     parser.add_argument("--readme", type=Path, help="re-render this README's results blocks from --out")
     args = parser.parse_args(argv)
-    take_signals()
-    try:
+
+    def body() -> int:
         if args.name:
             missing = [str(d) for d in args.sweep_dirs if not d.is_dir()]
             if missing or not args.sweep_dirs:
@@ -457,14 +457,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in write_export(export, args.out):
                 print(f"wrote {path}")
         if args.readme:
+            if not args.readme.is_file():
+                raise SAFRError(f"--readme {args.readme}: no such file")
             write_text_atomic(args.readme, fill_readme(args.readme.read_text(), args.out))
             print(f"wrote {args.readme}")
         if not args.name and not args.readme:
             parser.error("give NAME SWEEP_DIR... to export, and/or --readme README.md")
-    except (SAFRError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return run_main(body)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,9 @@ FIDELITY_KEYS = frozenset({"fidelity", *shared_keys()})
 # progress bar, logging elsewhere) still fills the cell it was asked for.
 
 OK, FAILED, MISSING = "ok", "failed", "missing"
+# A run in a sweep folder that the folder's launch (its multirun.yaml) did not ask for: an earlier
+# launch into the same folder with another config. Listed, never tabled (nor under the launch's rows).
+OTHER_LAUNCH = "other launch"
 # Failures that a re-run with the same seed would repeat.
 DETERMINISTIC_FAILURES = frozenset({"NonFiniteLossError"})
 _PLAIN_PATH = re.compile(r"[\w./:+-]+")  # what Hydra takes unquoted as an override value
@@ -234,8 +237,12 @@ def collect_jobs(sweep_dir: Path) -> list[Job]:
 
     jobs: list[Job] = []
     claimed: set[Path] = set()
+    launches: dict[Path, list[ExpectedJob]] = {}
     for root in _sweep_roots(sweep_dir):
-        for exp in expected_jobs(root) or []:
+        expected = expected_jobs(root)
+        if expected is not None:
+            launches[root] = expected
+        for exp in expected or []:
             candidates = [
                 d
                 for d in by_overrides.get(cell_overrides(exp.overrides), [])
@@ -249,9 +256,32 @@ def collect_jobs(sweep_dir: Path) -> list[Job]:
             job.sweep_root = root
             jobs.append(job)
     for run_dir in sorted(run_dirs - claimed):
-        jobs.append(_job_from_dir(run_dir, None, _job_overrides(run_dir)))
+        job = _job_from_dir(run_dir, None, _job_overrides(run_dir))
+        root = next((r for r in sorted(launches, key=lambda r: -len(r.parts)) if run_dir.is_relative_to(r)), None)
+        # Known overrides that no job of the folder's launch has: an earlier launch's run. (Unknown
+        # ones, from a corrupt .hydra/ of an old version, cannot be told apart: tabled as found.)
+        if root is not None and job.overrides:
+            job.status, job.reason = OTHER_LAUNCH, _not_asked(job.overrides, launches[root], job.status, job.reason)
+            job.sweep_root = root
+        jobs.append(job)
     _assign_variants(jobs)
     return jobs
+
+
+def _not_asked(overrides: tuple[str, ...], asked: list[ExpectedJob], status: str, reason: str) -> str:
+    """Why a run is not tabled: how its overrides differ from the nearest job the launch asked for."""
+    mine = set(cell_overrides(overrides))
+    nearest = max(asked, key=lambda e: len(mine & set(cell_overrides(e.overrides))), default=None)
+    ended = f"it ended {status}" + (f" ({reason})" if reason and status != OK else "")
+    if nearest is None:
+        return f"not asked for by this folder's launch (multirun.yaml asks for no jobs); {ended}"
+    theirs = set(cell_overrides(nearest.overrides))
+    ran = " ".join(sorted(mine - theirs)) or "(none)"
+    wanted = " ".join(sorted(theirs - mine)) or "(none)"
+    return (
+        f"a run of an earlier launch with another config, not tabled: trained with {ran} where this folder's "
+        f"launch (multirun.yaml) asks for {wanted}; {ended}"
+    )
 
 
 def _assign_variants(jobs: list[Job]) -> None:
@@ -267,3 +297,7 @@ def newest_sweep(base: Path) -> Path | None:
     """The sweep under ``base`` whose ``multirun.yaml`` was written last."""
     candidates = list(base.rglob(MULTIRUN_FILE)) if base.is_dir() else []
     return max(candidates, key=lambda p: p.stat().st_mtime).parent if candidates else None
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

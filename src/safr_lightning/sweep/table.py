@@ -2,7 +2,7 @@
 
 Reads the ``test`` block of each ``results.json`` (DESIGN §8): ``acc`` and ``acc_capacity`` /
 ``acc_random`` are fractions (shown here in %), ``srs`` is already in percentage points. Pure
-functions of the collected jobs; writing is in :mod:`safr_lightning.sweep.files`.
+functions of the collected jobs; writing is in :mod:`safr_lightning.files`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from safr_lightning.fidelity import EXACT, mode_of
 from safr_lightning.results import value_at_k
-from safr_lightning.sweep.jobs import FAILED, MISSING, OK, Job
+from safr_lightning.sweep.jobs import FAILED, MISSING, OK, OTHER_LAUNCH, Job
 from safr_lightning.sweep.paper_tables import (
     DATASET_TITLES,
     PAPER_K,
@@ -150,6 +150,11 @@ def problems(jobs: Sequence[Job], dataset: str) -> list[Job]:
     return [j for j in jobs if j.status in (FAILED, MISSING) and j.dataset in (dataset, None)]
 
 
+def other_launches(jobs: Sequence[Job], dataset: str) -> list[Job]:
+    """Runs in the folder that its launch did not ask for (an earlier launch's, another config)."""
+    return [j for j in jobs if j.status == OTHER_LAUNCH and j.dataset in (dataset, None)]
+
+
 def fmt_stat(stat: Stat, n: int) -> str:
     if stat.mean is None:
         return "–"
@@ -161,8 +166,13 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-def markdown(dataset: str, rows: Sequence[Row], bad: Sequence[Job], k: float, root: Path) -> str:
-    """The table for ``dataset`` with the jobs that did not finish; ``root`` is the sweep folder."""
+def markdown(
+    dataset: str, rows: Sequence[Row], bad: Sequence[Job], k: float, root: Path, others: Sequence[Job] = ()
+) -> str:
+    """The table for ``dataset`` with the jobs that did not finish; ``root`` is the sweep folder.
+
+    ``others``: runs of an earlier launch into the folder (another config), listed below, not tabled.
+    """
     title = DATASET_TITLES.get(dataset, dataset)
     with_paper = any(row.paper is not None for row in rows)
     k_text = f"{k:g}"
@@ -207,6 +217,9 @@ def markdown(dataset: str, rows: Sequence[Row], bad: Sequence[Job], k: float, ro
         lines.append(f"- **{job.status}** {where}: {job.reason}")
         if (command := job.rerun_command()) is not None:
             lines.append(f"  re-run (once the sweep has stopped): `{command}`")
+    if others:
+        lines += ["", f"## Runs of an earlier launch into this folder, not tabled ({len(others)})", ""]
+        lines += [f"- `{job.label(root)}`: {job.reason}" for job in others]
     return "\n".join(lines) + "\n"
 
 

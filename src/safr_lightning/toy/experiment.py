@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from safr_lightning.files import write_text_atomic
 from safr_lightning.toy.config import validate
 from safr_lightning.toy.features import DEDICATED_INTERFERENCE, REPRESENTED_NORM, FeatureStats, feature_stats
 from safr_lightning.toy.train import Grid, TrainResult, TrainSettings, make_grid, train_grid
@@ -297,8 +298,8 @@ def run_toy(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         "figures": [str(p) for p in figures],
     }
     path = out_dir / RESULTS_FILE
-    path.write_text(json.dumps(report, indent=1) + "\n")
-    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary_of(report), indent=1) + "\n")
+    write_text_atomic(path, json.dumps(report, indent=1) + "\n")
+    write_text_atomic(out_dir / SUMMARY_FILE, json.dumps(summary_of(report), indent=1) + "\n")
     report["path"] = path
     report["summary"] = summary_line(arrays, report, sparsities, decays, penalties, toy.n_hidden)
     return report
