@@ -21,6 +21,7 @@ from safr_lightning.config import register_configs
 from safr_lightning.experiment import build_datamodule, build_module, quiet_known_warnings
 from safr_lightning.memory import keep_freed_memory
 from safr_lightning.paths import CONFIG_DIR
+from safr_lightning.precision import choose_precision
 
 from flops import step_flops
 
@@ -49,10 +50,13 @@ def main() -> None:
         if args.batches and i >= args.batches:
             break
         ids = batch["input_ids"]
-        flops += step_flops(ids.shape[0], ids.shape[1], int(ids.unique().numel()))["total"]
+        # With fixed padding attention keeps only the keys up to the batch's longest real text.
+        keys = int(batch["attention_mask"].sum(1).max()) if cfg.fidelity.fixed_padding else None
+        flops += step_flops(ids.shape[0], ids.shape[1], int(ids.unique().numel()), keys=keys)["total"]
     throughput = ThroughputMonitor()
+    precision = choose_precision(str(cfg.trainer.precision), str(cfg.trainer.accelerator))["used"]
     trainer = L.Trainer(
-        accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision, max_epochs=1,
+        accelerator=cfg.trainer.accelerator, devices=1, precision=precision, max_epochs=1,
         limit_train_batches=args.batches or 1.0, limit_val_batches=0, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=[throughput],
     )  # fmt: skip

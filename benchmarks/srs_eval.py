@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from safr_lightning.analysis.srs import SRSSettings, evaluate_srs
 from safr_lightning.cli import quiet_known_warnings
@@ -70,6 +71,35 @@ def ffn_gflops(dtype: torch.dtype, tokens: int = 16384, repeat: int = 5) -> floa
     return 2 * tokens * 256 * 1024 / sorted(times)[len(times) // 2] / 1e9
 
 
+def srs_flop_floor(model: torch.nn.Module, batches: list, settings: SRSSettings) -> float:
+    """FLOPs the SRS evaluation cannot do without, counted from the texts' lengths.
+
+    Each shortened copy (per k: the scorer's deletion, ``random_draws`` random ones, the sufficiency
+    copy) runs attention over its kept tokens, the output projection and the FFN at every position
+    that reaches the logits: its kept tokens, or all L positions with the paper's pooling over PAD.
+    Its tokens' embedding, VMASK and Q/K/V projections are the original pass's (counted once: the
+    traced forward over the batch). LayerNorm, softmax and the classifier are left out.
+    """
+    from safr_lightning.metrics.deletion import n_delete, n_keep
+
+    e = model.d_model
+    f = model.blocks[0].fc1.out_features
+    width = model.fixed_length if getattr(model, "pool_over_pad", False) else None
+    per_position = 2 * e * e + 4 * e * f  # output projection, FC1, FC2
+    total = 0.0
+    for batch in batches:
+        lengths = batch["attention_mask"].sum(1).double()
+        traced = width or batch["attention_mask"].shape[1]
+        total += float(len(lengths)) * traced * (8 * e * e + 4 * e * f) + float((4 * traced * lengths * e).sum())
+        for k in settings.ks:
+            kept_del = lengths - n_delete(lengths.long(), k).double()
+            kept_suf = n_keep(lengths.long(), k).double()
+            for kept, copies in ((kept_del, 1 + settings.random_draws), (kept_suf, 1)):
+                positions = torch.full_like(kept, float(width)) if width else kept
+                total += copies * float((positions * per_position + 4 * positions * kept * e).sum())
+    return total
+
+
 def agreement(fast: dict, naive: dict) -> str:
     """Accuracies must be identical; probabilities (comprehensiveness, sufficiency) agree to rounding."""
     exact = ("acc", "acc_capacity", "acc_random", "srs", "gap", "capacity")
@@ -103,6 +133,12 @@ def main() -> None:
     torch.manual_seed(0)
     if args.ckpt:
         module = SAFRModule.load_from_checkpoint(args.ckpt, map_location="cpu")
+        trained = module.hparams.get("run_config")
+        if trained is not None:  # the checkpoint's own data settings (a paper-mode model's tokenizer keys)
+            trained = OmegaConf.create(trained)
+            trained.paths.data_dir = os.environ["SAFR_DATA_DIR"]
+            cfg = OmegaConf.merge(cfg, {"dataset": trained.dataset, "data": trained.data, "fidelity": trained.fidelity,
+                                        "paths": trained.paths})  # fmt: skip
         datamodule = build_datamodule(cfg, tokenizer=module.tokenizer)
         datamodule.setup("test")
     else:
@@ -115,7 +151,8 @@ def main() -> None:
     tokens = sum(int(b["attention_mask"].sum()) for b in batches)
     texts = sum(len(b["labels"]) for b in batches)
     print(f"SST-2 test: {texts} texts, {tokens} tokens, {len(batches)} batches of "
-          f"{cfg.data.eval_batch_size}; model from {args.ckpt or 'a fresh seed'}")  # fmt: skip
+          f"{cfg.data.eval_batch_size}; model from {args.ckpt or 'a fresh seed'} "
+          f"(fidelity {cfg.fidelity.name})")  # fmt: skip
 
     settings = SRSSettings.from_config(cfg.srs)
     trainer = build_trainer(cfg, [], [], Path(tempfile.mkdtemp(prefix="srs-bench-")))
@@ -150,6 +187,11 @@ def main() -> None:
     for name, (wall, cpu) in best.items():
         print(f"{name:22s} {wall:8.2f} {cpu:8.2f}")
     srs_wall, srs_cpu = best["SRS"]
+    floor = srs_flop_floor(model, batches, settings)
+    rate = ffn_gflops(torch.float32)
+    print(f"\nFLOP floor of the SRS evaluation (the positions it must compute): {floor / 1e12:.2f} TFLOP, "
+          f"{floor / 1e9 / rate:.1f} s at the measured {rate:.0f} GFLOP/s; SRS / floor = "
+          f"{srs_wall / (floor / 1e9 / rate):.2f}x")  # fmt: skip
     print()
     for base in ("trainer.test", "bare forward"):
         wall, cpu = best[base]

@@ -109,3 +109,13 @@ def test_help_lists_the_groups_their_options_and_the_common_commands() -> None:
     assert proc.returncode == 0
     assert "dataset: imdb, local, sst2, synthetic" in proc.stdout and "fidelity: exact, paper" in proc.stdout
     assert "python -m safr_lightning.train -m +sweep=paper dataset=sst2" in proc.stdout
+
+
+def test_run_main_reports_a_missing_file_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from safr_lightning.cli import run_main
+
+    def body() -> int:
+        raise FileNotFoundError("README block results:x has no docs/results/x.json")  # no errno, no filename
+
+    assert run_main(body) == EXIT_USER_ERROR
+    assert capsys.readouterr().err == "error: README block results:x has no docs/results/x.json\n"

@@ -166,3 +166,16 @@ def test_the_write_scan_finds_each_kind_of_write() -> None:
         ]
     )
     assert [line for line, _ in _writes(ast.parse(source))] == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+def test_errors_cross_a_process_pool_whole() -> None:
+    """joblib's workers send exceptions back pickled: a job's one-line error must survive it."""
+    import pickle
+
+    from safr_lightning.cli import UserErrorExit
+    from safr_lightning.errors import RunInterrupted
+
+    full = pickle.loads(pickle.dumps(DiskFull("/x/last.ckpt", OSError(errno.ENOSPC, "No space left on device"))))
+    assert isinstance(full, DiskFull) and str(full).startswith("cannot write /x/last.ckpt: No space left on device (")
+    stop = pickle.loads(pickle.dumps(UserErrorExit(RunInterrupted("interrupted by SIGTERM", 143))))
+    assert stop.code == 143 and str(stop.error) == "interrupted by SIGTERM" and stop.error.exit_code == 143

@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("data", "data.")),
     ("module", ("module",)),
     ("analysis", ("analysis", "analysis.", "plots", "plots.")),
-    ("training", ("callbacks", "callbacks.", "checkpoint_io", "loggers", "memory", "experiment")),
+    ("training", ("callbacks", "callbacks.", "checkpoint_io", "loggers", "memory", "precision", "experiment")),
     ("sweeps", ("sweep", "sweep.", "gpu_slots")),
     ("entry points", ("train", "evaluate", "explain", "aggregate", "dashboard", "neurons", "neurons.", "toy", "toy.")),
 ]

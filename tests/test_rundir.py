@@ -368,3 +368,17 @@ def test_explain_refuses_an_unwritable_out_dir_before_drawing(finished_run: Path
         cfg = compose("explain", overrides=[f"ckpt_path={finished_run}", "text=good film", f"out_dir={blocker}/x"])
     with pytest.raises(ConfigError, match=r"cannot write the figures \(out_dir\)"):
         run_explain(cfg)
+
+
+def test_the_next_run_into_a_dir_claims_it_again_in_the_same_process(tmp_path: Path) -> None:
+    """A resume in the same process (a notebook, a reused worker): its claim is not skipped."""
+    from safr_lightning.rundir import claim_run_dir
+
+    cfg = compose_tiny()
+    with hold_run_dir(tmp_path):
+        claim_run_dir(tmp_path, cfg)
+    stale = tmp_path / ".results.json.999999999.tmp"  # as a writer killed mid-write leaves it
+    stale.write_text("{")
+    with hold_run_dir(tmp_path):
+        claim_run_dir(tmp_path, cfg)
+    assert not stale.exists()

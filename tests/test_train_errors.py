@@ -76,7 +76,7 @@ CASES = [
     BadInput("negative seed", [*SYNTHETIC, "seed=-1"],
              ["invalid config: seed=-1; allowed: an integer in [0, 4294967295]"], composed=False),
     BadInput("unknown precision", [*SYNTHETIC, "trainer.precision=fp8"],
-             ["invalid config: trainer.precision='fp8'; allowed: 32-true |"], composed=False),
+             ["invalid config: trainer.precision='fp8'; allowed: auto | 32-true |"], composed=False),
     BadInput("missing checkpoint", [*SYNTHETIC, "ckpt_path=/nonexistent/run"],
              ["invalid config: ckpt_path='/nonexistent/run'; no checkpoint at /nonexistent/run"], composed=False),
     BadInput("ckpt_path=last in a fresh dir", [*SYNTHETIC, "ckpt_path=last"],

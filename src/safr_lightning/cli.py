@@ -75,6 +75,9 @@ class UserErrorExit(SystemExit):
         super().__init__(getattr(error, "exit_code", EXIT_USER_ERROR))  # 130/143 for an interrupted run
         self.error = error
 
+    def __reduce__(self) -> tuple[type, tuple[SAFRError]]:  # crosses process pools (joblib) whole
+        return type(self), (self.error,)
+
 
 def run_cli(hydra_main: Callable[[], Any], argv: list[str] | None = None) -> Any:
     """Call ``hydra_main`` (a ``@hydra.main``-decorated function) with user errors as one line.
@@ -145,9 +148,9 @@ def run_main(body: Callable[[], int]) -> int:
         if isinstance(exc, SAFRError):
             print(f"error: {_one_line(str(exc))}", file=sys.stderr, flush=True)
             return EXIT_USER_ERROR
-        if isinstance(exc, OSError) and exc.errno is not None:  # the disk, permissions: not a bug
-            where = exc.filename or "a file"
-            print(f"error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr, flush=True)
+        if isinstance(exc, OSError):  # a missing file, the disk, permissions: not a bug
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"error: {where}{_one_line(exc.strerror or str(exc))}", file=sys.stderr, flush=True)
             return EXIT_USER_ERROR
         raise
     finally:
@@ -217,20 +220,36 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM back while the block runs (recording how a run ended), then let them in.
+    """Hold Ctrl-C and SIGTERM back while the block runs (recording how a run ended), then raise them.
 
-    A second signal must not cut the record of the first one short: it arrives, pending, when the
-    block ends (and is then reported like any other). Main thread only; elsewhere a no-op.
+    A signal that arrives meanwhile is recorded and its exception raised when the block ends, so it
+    cannot cut the record short. The handlers are swapped (not the thread's signal mask: any thread
+    of the process may receive the signal). Main thread only; elsewhere a no-op. Nested blocks
+    defer to the outermost one.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or _deferring:
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    arrived: list[int] = []
+
+    def later(signum: int, frame: Any) -> None:
+        note_signal(signum)
+        arrived.append(signum)
+
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, later) for signum in held}
+    _deferring.append(True)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        _deferring.clear()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if arrived:
+            raise KeyboardInterrupt if arrived[0] == signal.SIGINT else Terminated
+
+
+_deferring: list[bool] = []
 
 
 def take_signals() -> None:

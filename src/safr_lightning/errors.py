@@ -44,6 +44,9 @@ class RunInterrupted(SAFRError):
         super().__init__(message)
         self.exit_code = exit_code
 
+    def __reduce__(self) -> tuple[type, tuple[str, int]]:  # crosses process pools (joblib) whole
+        return type(self), (str(self), self.exit_code)
+
 
 class NonFiniteLossError(SAFRError):
     """The loss became NaN or infinite during training."""

@@ -56,6 +56,7 @@ from safr_lightning.files import write_text_atomic
 from safr_lightning.loggers import build_loggers, check_wandb_places, wandb_identity
 from safr_lightning.memory import keep_freed_memory
 from safr_lightning.module import SAFRModule
+from safr_lightning.precision import choose_precision
 from safr_lightning.results import machine_info, run_identity, write_results
 from safr_lightning.resume import check_same_config, finished_results, resolve_resume
 from safr_lightning.rundir import (
@@ -67,6 +68,7 @@ from safr_lightning.rundir import (
     hold_run_dir,
     is_first_process,
 )
+from safr_lightning.runlog import open_run_logs
 
 log = logging.getLogger(__name__)
 
@@ -221,9 +223,11 @@ def trainer_extra(cfg: DictConfig) -> dict[str, Any]:
 
 
 def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    """The ``lightning.Trainer`` keywords the config sets (``trainer.*`` and ``trainer.extra``)."""
+    """The ``lightning.Trainer`` keywords the config sets (``trainer.*`` and ``trainer.extra``);
+    ``precision=auto`` resolved (:mod:`safr_lightning.precision`)."""
     kwargs = {key: cfg.trainer[key] for key in TRAINER_KEYS}
     kwargs = {k: (OmegaConf.to_container(v) if OmegaConf.is_config(v) else v) for k, v in kwargs.items()}
+    kwargs["precision"] = choose_precision(str(kwargs["precision"]), str(kwargs["accelerator"]))["used"]
     kwargs.update(trainer_extra(cfg))
     return kwargs
 
@@ -231,7 +235,8 @@ def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Any], run_dir: Path) -> L.Trainer:
     kwargs = trainer_kwargs(cfg)
     plugins = list(kwargs.pop("plugins", None) or [])
-    if not any(isinstance(p, CheckpointIO) for p in plugins):  # checkpoints written whole or not at all
+    xla = str(kwargs.get("accelerator")) == "tpu" or "xla" in str(kwargs.get("strategy"))  # XLA's own CheckpointIO
+    if not xla and not any(isinstance(p, CheckpointIO) for p in plugins):  # checkpoints whole or not at all
         plugins.append(AtomicCheckpointIO())
     with lightning_refusals(cfg):
         return L.Trainer(
@@ -259,6 +264,8 @@ def lightning_refusals(cfg: DictConfig) -> Iterator[None]:
     try:
         yield
     except (MisconfigurationException, ValueError, TypeError, ArithmeticError) as exc:
+        if _through_our_code(exc):  # raised by our module or a callback inside Lightning's loop: a bug
+            raise
         kwargs = trainer_kwargs(cfg)
         extra = list(cfg.trainer.extra or {})
         named = _keys_named(str(exc), kwargs)
@@ -271,6 +278,23 @@ def lightning_refusals(cfg: DictConfig) -> Iterator[None]:
         what = first_line(exc, 400) if refusal or named else f"{type(exc).__name__}: {first_line(exc, 400)}"
         verb = "refused it" if refusal or named else "failed with it"
         raise ConfigError(f"invalid config: {shown}: Lightning {verb}: {what}") from exc
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+def _through_our_code(exc: BaseException) -> bool:
+    """Did ``exc`` pass through this package's code after entering Lightning's (our callbacks, module)?"""
+    tb = exc.__traceback__
+    inside_lightning = False
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if f"{os.sep}lightning{os.sep}" in filename:
+            inside_lightning = True
+        elif inside_lightning and filename.startswith(_PACKAGE_DIR):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _keys_named(message: str, kwargs: dict[str, Any]) -> list[str]:
@@ -501,6 +525,8 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
     if writer:  # the dir is this run's now (not another config's finished run): .hydra/, train.log
         claim_run_dir(run_dir, cfg)
         write_text_atomic(run_dir / SAVED_CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
+    else:  # another DDP process: rank 0 claimed the dir; this process's own log file may open
+        open_run_logs()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     # From the first moment the dir says what it holds: a run killed at any point never leaves a
     # previous run's "ok" beside its own checkpoints.
@@ -569,6 +595,7 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
             results["test"] = srs.merge_test_results(results["test"])
             timing["srs_eval_s"] = srs.test_seconds
     results["timing"] = timing
+    results["precision"] = choose_precision(str(cfg.trainer.precision), str(cfg.trainer.accelerator))
     results["machine"] = machine_info()
     results["checkpoint"] = os.path.relpath(tested_path, run_dir) if tested_path else None
     if resumed:

@@ -32,12 +32,18 @@ TMP_MARK = ".tmp"
 class DiskFull(SAFRError):
     """No room to write ``path``; the message names it and the space left where it would have gone."""
 
-    def __init__(self, path: Path | str, cause: OSError) -> None:
+    def __init__(self, path: Path | str, cause: OSError | str) -> None:
         self.path = Path(path)
+        if isinstance(cause, str):  # unpickled: the message as it was made
+            super().__init__(cause)
+            return
         super().__init__(
             f"cannot write {self.path}: {cause.strerror or cause} ({free_space(self.path)}); "
             "free some space (or choose another paths.output_dir) and run it again"
         )
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # crosses process pools (joblib) whole
+        return type(self), (str(self.path), str(self))
 
 
 def is_disk_full(exc: BaseException) -> bool:

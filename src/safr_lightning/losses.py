@@ -91,6 +91,9 @@ def interaction_loss(attention: torch.Tensor, mask: torch.Tensor, include_self: 
     printed formula.
     """
     a = attention.float()
+    key_len = a.shape[-1]
+    if key_len < a.shape[-2]:  # a compact trace (A's first K key columns): rows after K are PAD queries
+        a, mask = a[:, :, :key_len], mask[:, :key_len]
     m = mask.to(a.dtype)
     n = m.sum(-1)
     pairs = n.square().sum() if include_self else (n * (n - 1)).sum()
@@ -113,12 +116,18 @@ def paper_interaction_loss(attention: torch.Tensor) -> torch.Tensor:
     ``I = A Aᵀ`` per head with its diagonal zeroed (A's diagonal is kept), PAD query rows included;
     PAD key columns of A are 0 (masked keys). ``A_norm = A / rowsum(A)`` is A itself: softmax rows
     sum to 1, and the normalisation's gradient is a per-row constant that the softmax's backward
-    removes. So the sum is ``Σ_{i≠j} A_ij (1 − I_ij) + Σ_i A_ii``, with the hand-written backward.
+    removes. So the sum is ``Σ_{i≠j} A_ij (1 − I_ij) + Σ_i A_ii``.
+
+    ``attention`` is A [B, M, L, K]: its first K key columns (K = L, or the compact trace's K, after
+    which every column is a PAD key's, all zero). Only ``I[:, :K] = A · A[:K]ᵀ`` can meet a nonzero
+    A, so the work is L·K² per head instead of L³; the mean still divides by B·M·L·L.
     """
     a = attention.float()
-    every = torch.ones(a.shape[0], a.shape[-1], dtype=a.dtype, device=a.device)
-    total = _InteractionSum.apply(a, every, False) + a.diagonal(dim1=-2, dim2=-1).sum()
-    return total / a.numel()
+    b, heads, length, key_len = a.shape
+    inter = a @ a[:, :, :key_len].transpose(-1, -2)  # [B, M, L, K]: I_ij for the key columns j < K
+    diagonal = torch.eye(length, key_len, dtype=torch.bool, device=a.device)
+    total = (a * (1 - inter.masked_fill(diagonal, 0.0))).sum()
+    return total / (b * heads * length * length)
 
 
 def vmask_information(q: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -153,7 +153,7 @@ class SAFRModule(L.LightningModule):
         L.seed_everything((self.seed * 1_000_003 + self.current_epoch) % 2**32, workers=True, verbose=False)
 
     def _shared_step(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        out = self.model(batch["input_ids"], batch["attention_mask"], return_trace=True)
+        out = self.model(batch["input_ids"], batch["attention_mask"], return_trace=True, compact=True)
         terms = safr_loss(out.logits, batch["labels"], out.trace, self.weights)
         return terms, out.logits
 

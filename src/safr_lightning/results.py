@@ -56,7 +56,7 @@ def machine_info() -> dict[str, Any]:
         if found:
             info[key] = int(found.group(1))
     if flags:
-        info["flags"] = sorted({"avx2", "avx512f", "avx512_bf16"} & set(flags.group(1).split()))
+        info["flags"] = sorted({"avx2", "avx512f", "avx512_bf16", "amx_bf16"} & set(flags.group(1).split()))
     return {**info, "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version()}
 
 

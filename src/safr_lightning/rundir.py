@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from safr_lightning.errors import ConfigError, RunDirTaken
-from safr_lightning.files import DiskFull, is_disk_full, remove_stale_temporaries, write_text_atomic
+from safr_lightning.files import DiskFull, is_disk_full, remove_stale_temporaries, temporary_name, write_text_atomic
 from safr_lightning.results import RESULTS_FILE
 from safr_lightning.runlog import open_run_logs
 
@@ -158,9 +158,9 @@ def hold_run_dir(run_dir: Path) -> Iterator[None]:
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_time(os.getpid())}
     for _ in range(3):
         # Written whole, then linked into place: nobody ever reads a half-written lock.
-        fd, name = tempfile.mkstemp(dir=run_dir, prefix=".lock-")
+        name = temporary_name(path)  # a killed writer's is removed by remove_stale_temporaries
         try:
-            with os.fdopen(fd, "w") as handle:
+            with open(name, "w") as handle:
                 json.dump(me, handle)
             os.link(name, path)
         except FileExistsError:
@@ -171,7 +171,8 @@ def hold_run_dir(run_dir: Path) -> Iterator[None]:
                 raise DiskFull(path, exc) from exc
             raise
         finally:
-            os.unlink(name)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
         break
     else:  # pragma: no cover - three lost races in a row
         raise RunDirTaken(f"{run_dir}: could not take {path}")
@@ -180,6 +181,7 @@ def hold_run_dir(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         _held.discard(key)
+        _claimed.discard(key)  # the next run into this dir (same process: a resume) claims it afresh
         if _read_lock(path).get("pid") == me["pid"]:
             path.unlink(missing_ok=True)
 

@@ -25,18 +25,28 @@ class RunLogHandler(logging.FileHandler):
         if self._held is not None:
             self._held.append(record)
             return
-        super().emit(record)
+        self._write(record)
+
+    def _write(self, record: logging.LogRecord) -> None:
+        try:  # FileHandler opens its file outside its own try: a failed open would reach the log call
+            super().emit(record)
+        except Exception:
+            self.handleError(record)
 
     def open(self) -> None:
-        held, self._held = self._held, None
-        for record in held or []:
-            super().emit(record)
+        with self.lock:  # type: ignore[union-attr]  # Handler.createLock made it
+            held, self._held = self._held, None
+            for record in held or []:
+                self._write(record)
 
     def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):  # a formatting bug: logging's own report
+            super().handleError(record)
+            return
         # A full disk must not print a "--- Logging error ---" traceback for every later line: say it once.
         if not self._failed:
             self._failed = True
-            error = sys.exc_info()[1]
             print(f"warning: cannot write {self.baseFilename}: {error}; logging goes on to the terminal only",
                   file=sys.stderr, flush=True)  # fmt: skip
 

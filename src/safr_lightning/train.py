@@ -10,6 +10,7 @@ half a second, not ten.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import sys
 import traceback
@@ -69,7 +70,7 @@ def _record_failure(
         **started, **identity, "status": status, "error": type(exc).__name__, "reason": reason, "run_dir": str(run_dir)
     }  # fmt: skip
     try:
-        with signals_deferred():  # a second Ctrl-C must not cut this record short
+        with signals_deferred():  # a signal must not cut this record short
             _write_failure(cfg, run_dir, results, detail)
     except Exception as exc:  # a full disk: the failure itself stays the message the user gets
         log.error("could not record the failure in %s: %s", run_dir, first_line(exc))
@@ -111,60 +112,85 @@ def _running_record(run_dir: Path) -> dict[str, Any]:
     return {k: record.data[k] for k in ("fingerprint", "overrides") if k in record.data}
 
 
+@dataclasses.dataclass
+class _Outcome:
+    """How this job ended, for the sweep's summary (written by the job, read by the launcher)."""
+
+    status: str = launch.FAILED
+    reason: str = "ended without a word"
+    run_dir: Path | None = None
+
+    def set(self, status: str, reason: str = "") -> None:
+        self.status, self.reason = status, reason
+
+
 def run_job(cfg: DictConfig) -> dict[str, Any] | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     take_signals()  # idempotent; a joblib/submitit worker never passed through run_cli
-    outcome = launch.FAILED, "", None  # what the sweep's summary counts this job as
+    outcome = _Outcome(run_dir=run_dir)
     try:
-        raise_received_signal()  # one that Hydra's composing swallowed: stop before the job starts
-        if not multirun:  # a bad value costs one line and leaves no run folder behind
-            try:
-                validate(cfg)
-                resolve_resume(cfg.ckpt_path, run_dir)
-            except SAFRError as exc:
-                _remove_if_empty(run_dir)
-                raise UserErrorExit(exc) from exc
-        try:
-            check_run_dir(run_dir, launched_from=Path(hydra_cfg.runtime.cwd))
-        except SAFRError as exc:  # nothing can be recorded there
-            outcome = launch.FAILED, str(exc), run_dir
-            if multirun:
-                log.error("job failed: %s", exc)
-                return None
-            raise UserErrorExit(exc) from exc
-        try:
-            # Held across the failure record too: nobody else writes this dir's results.json meanwhile.
-            with hold_run_dir(run_dir):
-                results = _run_held(cfg, run_dir, hydra_cfg, multirun)
-        except RunDirTaken as exc:  # another run's dir: its files are not ours to touch
-            outcome = launch.REFUSED, str(exc), run_dir
-            if multirun:
-                log.error("job not run: %s", exc)
-                return None
-            raise UserErrorExit(exc) from exc
-        except UserErrorExit as stop:
-            interrupted = isinstance(stop.error, RunInterrupted)
-            outcome = (launch.INTERRUPTED if interrupted else launch.FAILED), str(stop.error), run_dir
-            raise
-        ok = results is not None and results.get("status") == "ok"
-        outcome = (launch.OK if ok else launch.FAILED), ("" if ok else _reason(run_dir)), run_dir
-        return results
+        return _run_job(cfg, run_dir, hydra_cfg, multirun, outcome)
     finally:
+        try:
+            if multirun:
+                status = launch.INTERRUPTED if received_signal() is not None else outcome.status
+                launch.record_outcome(Path(hydra_cfg.sweep.dir), int(hydra_cfg.job.num), status, outcome.reason,
+                                      run_dir)  # fmt: skip
+        finally:
+            if "wandb" in sys.modules:  # a W&B run can only exist if wandb was imported
+                from safr_lightning.loggers import finish_wandb
+
+                finish_wandb(run_dir)
+
+
+def _run_job(
+    cfg: DictConfig, run_dir: Path, hydra_cfg: Any, multirun: bool, outcome: _Outcome
+) -> dict[str, Any] | None:
+    raise_received_signal()  # one that Hydra's composing swallowed: stop before the job starts
+    if not multirun:  # a bad value costs one line and leaves no run folder behind
+        try:
+            validate(cfg)
+            resolve_resume(cfg.ckpt_path, run_dir)
+        except SAFRError as exc:
+            _remove_if_empty(run_dir)
+            raise UserErrorExit(exc) from exc
+    try:
+        check_run_dir(run_dir, launched_from=Path(hydra_cfg.runtime.cwd))
+    except SAFRError as exc:  # nothing can be recorded there
+        outcome.set(launch.FAILED, str(exc))
         if multirun:
-            if received_signal() is not None:
-                outcome = launch.INTERRUPTED, outcome[1], outcome[2]
-            launch.record_outcome(Path(hydra_cfg.sweep.dir), int(hydra_cfg.job.num), *outcome)
-        if "wandb" in sys.modules:  # a W&B run can only exist if wandb was imported
-            from safr_lightning.loggers import finish_wandb
-
-            finish_wandb(run_dir)
-
-
-def _reason(run_dir: Path) -> str:
-    record = read_record(run_dir)
-    return str(record.data.get("reason") or "") if record is not None else "no results.json"
+            log.error("job failed: %s", exc)
+            return None
+        raise UserErrorExit(exc) from exc
+    try:
+        # Held across the failure record too: nobody else writes this dir's results.json meanwhile.
+        with hold_run_dir(run_dir):
+            results = _run_held(cfg, run_dir, hydra_cfg, multirun, outcome)
+    except RunDirTaken as exc:  # another run's dir: its files are not ours to touch
+        outcome.set(launch.REFUSED, str(exc))
+        if multirun:
+            log.error("job not run: %s", exc)
+            return None
+        raise UserErrorExit(exc) from exc
+    except UserErrorExit as stop:
+        interrupted = isinstance(stop.error, RunInterrupted)
+        outcome.set(launch.INTERRUPTED if interrupted else launch.FAILED, str(stop.error))
+        raise
+    except Exception as exc:  # taking or leaving the lock failed (a full disk): nothing ran
+        error = _as_user_error(exc, run_dir)
+        if error is None:
+            raise
+        outcome.set(launch.FAILED, str(error))
+        _record_failure(cfg, run_dir, error, str(error))
+        if multirun:  # the other jobs still run, and the summary still comes
+            log.error("job failed: %s", error)
+            return None
+        raise UserErrorExit(error) from exc
+    if results is not None and results.get("status") == "ok":
+        outcome.set(launch.OK)
+    return results
 
 
 def _as_user_error(exc: BaseException, run_dir: Path) -> SAFRError | None:
@@ -177,16 +203,21 @@ def _as_user_error(exc: BaseException, run_dir: Path) -> SAFRError | None:
         if isinstance(exc, RunInterrupted):
             return exc
         cause, code = signal_cause(exc)
-        return RunInterrupted(f"interrupted by {cause} while starting; run it again", code)
-    if isinstance(exc, SAFRError):
+        error: SAFRError = RunInterrupted(f"interrupted by {cause} while starting; run it again", code)
+    elif isinstance(exc, SAFRError):
         return exc
-    if is_disk_full(exc):
+    elif is_disk_full(exc):
         assert isinstance(exc, OSError)
-        return DiskFull(exc.filename or run_dir, exc)
-    return None
+        error = DiskFull(exc.filename or run_dir, exc)
+    else:
+        return None
+    error.__cause__ = exc  # --verbose shows where it came from
+    return error
 
 
-def _run_held(cfg: DictConfig, run_dir: Path, hydra_cfg: Any, multirun: bool) -> dict[str, Any] | None:
+def _run_held(
+    cfg: DictConfig, run_dir: Path, hydra_cfg: Any, multirun: bool, outcome: _Outcome
+) -> dict[str, Any] | None:
     try:
         validate(cfg)
         resolve_resume(cfg.ckpt_path, run_dir)
@@ -205,21 +236,34 @@ def _run_held(cfg: DictConfig, run_dir: Path, hydra_cfg: Any, multirun: bool) ->
     except BaseException as exc:
         if isinstance(exc, SystemExit) and received_signal() is None:
             raise
-        error = _as_user_error(exc, run_dir)
-        if error is None:  # a bug: its traceback is kept in error.txt
-            _record_failure(cfg, run_dir, exc, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        # A second signal must not cut the record of how this one ended short: it waits until
+        # the record is written (and is then reported like the first).
+        with signals_deferred():
+            error = _classify_and_record(cfg, run_dir, exc)
+        outcome.set(launch.FAILED, str(error) if error is not None else f"{type(exc).__name__}: {exc}")
+        if error is None:
             if multirun:  # one broken job must not take the other jobs of the sweep with it
                 log.exception("job failed; see %s", run_dir / ERROR_FILE)
                 return None
             raise
         if isinstance(error, RunInterrupted):
-            _record_failure(cfg, run_dir, error, str(error), status="interrupted")
             raise UserErrorExit(error) from None  # in a multirun too: whoever stopped this job stopped the sweep
-        _record_failure(cfg, run_dir, error, str(error))
         if multirun:
             log.error("job failed: %s", error)
             return None
         raise UserErrorExit(error) from exc  # run_cli prints it as one line
+
+
+def _classify_and_record(cfg: DictConfig, run_dir: Path, exc: BaseException) -> SAFRError | None:
+    """Record ``exc`` in the run dir; return it as the user's error, or None for a bug (traceback kept)."""
+    error = _as_user_error(exc, run_dir)
+    if error is None:  # a bug: its traceback is kept in error.txt
+        _record_failure(cfg, run_dir, exc, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    elif isinstance(error, RunInterrupted):
+        _record_failure(cfg, run_dir, error, str(error), status="interrupted")
+    else:
+        _record_failure(cfg, run_dir, error, str(error))
+    return error
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
@@ -234,7 +278,10 @@ def main() -> Any:
     and exit code 1, after all jobs ran (:mod:`safr_lightning.sweep.launch`).
     """
     launch.LAST.summary = None
-    result = run_cli(_hydra_main)
+    try:
+        result = run_cli(_hydra_main)
+    finally:
+        launch.end_launch()  # a stopped sweep leaves no outcome files behind either
     if launch.LAST.summary is not None:
         if launch.LAST.exit_code != 0:
             print(f"error: {launch.LAST.summary}", file=sys.stderr, flush=True)

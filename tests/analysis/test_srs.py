@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -219,9 +220,13 @@ def paper_model(vmask: bool = True, seed: int = 0) -> SAFRTransformer:
 def test_paper_mode_evaluation_equals_reference_that_repads_every_copy_to_max_len(vmask: bool) -> None:
     """The paper's code would pad every shortened text back to max_len: PAD is part of its model."""
     model, batches = paper_model(vmask), make_batches()
-    assert not subset_forward.supports(model)  # its pooling sees every PAD: no per-token shortcut
+    assert subset_forward.supports(model)  # PAD positions' part computed once per position
     settings = SRSSettings(ks=tuple(KS), random_draws=2, seed=7)
     result = evaluate_srs(model, batches, settings)
+    plain = evaluate_srs(model, batches, dataclasses.replace(settings, fast=False))  # the model's own forward
+    for name in ("acc", "acc_capacity", "acc_random", "srs", "capacity"):
+        assert result[name] == plain[name], name
+    assert result["comprehensiveness"] == pytest.approx(plain["comprehensiveness"], abs=1e-6)
     n_total = sum(len(b["labels"]) for b in batches)
     acc, acc_capacity = 0.0, dict.fromkeys(("10", "30", "50"), 0.0)
     comprehensiveness = dict.fromkeys(("10", "30", "50"), 0.0)

@@ -177,3 +177,64 @@ def test_masked_positions_are_pad_in_paper_mode_whatever_ids_they_hold() -> None
     garbage = ids.masked_fill(~mask, 7)
     with torch.no_grad():
         torch.testing.assert_close(model(garbage, mask).logits, model(ids, mask).logits)
+
+
+# -- the fast paper path (PAD keys skipped) against the plain one ------------------------------------
+
+
+def _run(model: SAFRTransformer, ids: torch.Tensor, mask: torch.Tensor, fast: bool, seed: int) -> dict:
+    from safr_lightning.losses import LossWeights, safr_loss
+
+    model.skip_pad_keys = fast
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)  # the same dropout and Gumbel draws on both paths (same shapes)
+    out = model(ids, mask, return_trace=True, compact=fast)
+    labels = torch.arange(len(ids)) % 2
+    terms = safr_loss(out.logits, labels, out.trace, LossWeights(imp=0.3, inter=0.7, regularizers="paper"))
+    terms["loss"].backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return {"logits": out.logits.detach(), **{k: v.detach() for k, v in terms.items()}, "grads": grads,
+            "key_columns": out.trace["attention"].shape[-1]}  # fmt: skip
+
+
+@pytest.mark.parametrize("lengths", [[1, 1, 1], [3, 12, 1, 7], [4, 2], [12, 12], [9]])
+@pytest.mark.parametrize("training", [False, True])
+def test_skipping_pad_keys_changes_no_logit_loss_term_or_gradient(lengths: list[int], training: bool) -> None:
+    """One-token texts, texts at max_len, mixed lengths; in eval and in training (dropout, Gumbel)."""
+    model = paper_model(seed=1).train(training)
+    ids, mask = padded_batch(lengths, seed=2)
+    fast, plain = _run(model, ids, mask, True, seed=3), _run(model, ids, mask, False, seed=3)
+    assert fast["key_columns"] == max(lengths) and plain["key_columns"] == MAX_LEN
+    for key in ("logits", "loss_ce", "loss_imp", "loss_inter", "loss"):
+        torch.testing.assert_close(fast[key], plain[key], atol=1e-6, rtol=1e-5, msg=key)
+    assert fast["grads"].keys() == plain["grads"].keys() and len(fast["grads"]) > 10
+    for name, grad in plain["grads"].items():
+        torch.testing.assert_close(fast["grads"][name], grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_the_full_trace_of_the_fast_path_is_the_plain_paths_attention_zero_filled() -> None:
+    model = paper_model()
+    ids, mask = padded_batch([3, 5, 1])
+    with torch.no_grad():
+        fast = model(ids, mask, return_trace=True).trace["attention"]
+        model.skip_pad_keys = False
+        plain = model(ids, mask, return_trace=True).trace["attention"]
+    assert fast.shape == plain.shape == (3, 4, MAX_LEN, MAX_LEN)
+    torch.testing.assert_close(fast, plain, atol=1e-7, rtol=1e-6)
+    assert float(fast[..., 5:].abs().max()) == 0.0
+
+
+def test_exact_regularizers_on_a_compact_trace_equal_them_on_the_full_one() -> None:
+    """fidelity.fixed_padding with the exact regularizers (a decomposition variant): rows after K are PAD."""
+    from safr_lightning.losses import interaction_loss
+
+    model = paper_model()
+    ids, mask = padded_batch([3, 5, 1])
+    with torch.no_grad():
+        full = model(ids, mask, return_trace=True).trace
+        compact = model(ids, mask, return_trace=True, compact=True).trace
+    assert compact["attention"].shape[-1] == 5
+    for include_self in (False, True):
+        assert float(interaction_loss(compact["attention"], compact["attention_mask"], include_self)) == pytest.approx(
+            float(interaction_loss(full["attention"], full["attention_mask"], include_self)), rel=1e-6
+        )

@@ -179,3 +179,28 @@ def test_an_interrupted_job_is_missing_with_its_reason_and_resumes(tmp_path: Pat
     (job,) = collect_jobs(tmp_path)
     assert (job.status, job.reason) == (MISSING, reason)
     assert (job.rerun_command() or "").endswith(f"ckpt_path={stopped.resolve()}")
+
+
+def test_a_relaunch_of_part_of_a_sweep_keeps_the_earlier_seeds_of_the_same_config(tmp_path: Path) -> None:
+    """`-m seed=2 hydra.sweep.dir=<same>` rewrites multirun.yaml; seeds 0 and 1 are still this config's."""
+    rng = random.Random(0)
+    write_multirun(tmp_path, {"seed": "2"}, ["dataset=sst2", "+row=baseline"])
+    for seed in (0, 1):
+        write_job(tmp_path, f"{seed}_old", ["dataset=sst2", "+row=baseline", f"seed={seed}"],
+                  fake_results(rng, "sst2", "baseline", 0, 0, seed))  # fmt: skip
+    jobs = sorted(collect_jobs(tmp_path), key=lambda j: (j.num is not None, str(j.dir)))
+    assert [(j.num, j.status) for j in jobs] == [(None, OK), (None, OK), (0, MISSING)]
+
+
+def test_a_renumbered_relaunch_tables_the_jobs_own_folder_and_lists_the_older_run(tmp_path: Path) -> None:
+    rng = random.Random(1)
+    write_multirun(tmp_path, {"seed": "0,1"}, ["dataset=sst2", "+row=baseline"])
+    overrides = ["dataset=sst2", "+row=baseline", "seed=1"]
+    write_job(tmp_path, "0_from_an_earlier_launch", overrides, fake_results(rng, "sst2", "baseline", 0, 0, 1))
+    write_job(tmp_path, "1_this_launch", overrides, fake_results(rng, "sst2", "baseline", 0, 0, 1))
+    jobs = {j.dir.name if j.dir else f"job {j.num}": j for j in collect_jobs(tmp_path)}
+    assert jobs["1_this_launch"].num == 1 and jobs["1_this_launch"].status == OK
+    older = jobs["0_from_an_earlier_launch"]
+    assert older.num is None and older.status == OTHER_LAUNCH
+    assert older.reason == "an earlier run of the same job, superseded by 1_this_launch"
+    assert jobs["job 0"].status == MISSING  # seed 0 never ran

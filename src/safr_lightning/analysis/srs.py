@@ -18,7 +18,8 @@ Which tokens are deleted, kept or important is chosen by :mod:`safr_lightning.me
 (``rank_tokens``, ``deletion_keep``, ``sufficiency_keep``, ``important_tokens``), as everywhere else.
 Every shortened copy of a batch is built on tensors and run in a few large forward calls
 (:mod:`safr_lightning.model.subset_forward`); nothing loops over tokens. A model with a fixed
-length (``fidelity.fixed_padding``) re-pads every copy to it, as the paper's code would.
+length (``fidelity.fixed_padding``) re-pads every copy to it, as the paper's code would (the fast
+path computes the PAD positions' part once per position, see ``subset_forward``).
 """
 
 from __future__ import annotations
@@ -141,7 +142,10 @@ class _VariantRunner:
         return self.model(ids, mask).logits.float()
 
     def _chunks(self, rows: torch.Tensor, source: torch.Tensor, mask: torch.Tensor, run: Callable) -> torch.Tensor:
-        step = max(1, self.max_tokens // max(1, source.shape[1]))
+        # The model's own forward pads a fixed-length model's copies to that length: count it so.
+        width = getattr(self.model, "fixed_length", None) or source.shape[1]
+        per_copy = self.fast.tokens_per_copy(source.shape[1]) if self.fast is not None else width
+        step = max(1, self.max_tokens // max(1, per_copy))
         return torch.cat([run(rows[i : i + step], source[i : i + step], mask[i : i + step])
                           for i in range(0, len(rows), step)])  # fmt: skip
 

@@ -26,6 +26,7 @@ LOGGERS = ("wandb", "csv", "none")
 # What Lightning 2.x accepts (lightning.fabric.plugins.precision.precision._PRECISION_INPUT*); named
 # here so a typo fails before torch is imported.
 PRECISIONS = (
+    "auto",  # ours: bf16-mixed where the hardware computes bf16 natively, else 32-true (precision.py)
     "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true", "64-true", "64",
     "transformer-engine", "transformer-engine-float16",
 )  # fmt: skip

@@ -9,7 +9,16 @@ sits, so it is computed once per original text and *gathered* for every copy:
   part (computed once per text) plus a per-position part (computed once per batch width).
 
 Only attention, its output projection, the FFN, the norms, later blocks and the classifier run per
-copy. The module reads the model's public submodules (``embedding``, ``vmask``, ``positions``,
+copy.
+
+The paper's pooling (``pool_over_pad``, fidelity=paper) averages over every position of the copy
+re-padded to the fixed length L, so each PAD position's output counts too: its query attends to
+the copy's real keys, and its attention output goes through the output projection and the FFN.
+What a PAD position brings in is the same in every copy (eval mode: PAD's VMASK output plus the
+position's encoding, and its Q projection), so it is a per-position table computed once; PAD keys
+are masked and never projected. Per copy that leaves attention over L queries × the copy's real
+keys, and the output projection and FFN over all L positions: the FLOPs the paper's pooling
+cannot do without. The module reads the model's public submodules (``embedding``, ``vmask``, ``positions``,
 ``blocks[i].attn.qkv`` ...) and never changes the model. It restates ``Block.forward``'s algebra
 (post-LN, eval-mode dropout = identity), so :func:`safr_lightning.analysis.srs.evaluate_srs`
 checks it against the model's own forward on the first batch and falls back to that forward if
@@ -40,19 +49,22 @@ class TokenCache:
     pe: torch.Tensor
     pe_qkv: torch.Tensor
     width: int
+    # The paper's pooling only: a PAD token's first-block input (VMASK output + PE) at each of the L
+    # positions [L, E], and its Q/K/V projection with bias [L, 3E].
+    pad_x: torch.Tensor | None = None
+    pad_qkv: torch.Tensor | None = None
 
 
 def supports(model: nn.Module) -> bool:
     """Is ``model`` the architecture this module restates (a SAFRTransformer of post-LN blocks)?
 
-    Not with ``pool_over_pad`` (the paper's pooling): there every PAD position of the re-padded copy
-    changes the logits, so the per-token shortcut would run the whole padded width anyway. A fixed
-    length alone is fine: PAD keys are masked and the pooling skips PAD, so the copy's logits do not
-    depend on how far it is padded.
+    With a fixed length and the usual pooling, PAD keys are masked and the pooling skips PAD, so a
+    copy's logits do not depend on how far it is padded; with the paper's pooling every position
+    counts (see the module's docstring).
     """
     return (
         isinstance(model, SAFRTransformer)
-        and not model.pool_over_pad
+        and (not model.pool_over_pad or model.fixed_length is not None)
         and len(model.blocks) > 0
         and all(isinstance(b, Block) and isinstance(b.attn, SelfAttention) for b in model.blocks)
     )
@@ -77,6 +89,10 @@ class DeletionForward:
             return table[:width]
         return sinusoidal_positions(width, self.model.d_model).to(table.device)
 
+    def tokens_per_copy(self, width: int) -> int:
+        """Positions a copy of ``width`` packed tokens runs through the FFN (to size chunks by memory)."""
+        return int(self.model.fixed_length or width) if self.model.pool_over_pad else width
+
     def prepare(self, trace: dict[str, torch.Tensor]) -> TokenCache:
         """Per-token work of a traced batch (the model's own eval-mode forward, ``return_trace=True``)."""
         h = trace["vmask"]
@@ -84,10 +100,26 @@ class DeletionForward:
         qkv = self.model.blocks[0].attn.qkv
         pe = self._positions(t).to(h.dtype)
         h_qkv = F.linear(h.reshape(b * t, e), qkv.weight)
-        return TokenCache(h.reshape(b * t, e), h_qkv, pe, qkv(pe), t)
+        cache = TokenCache(h.reshape(b * t, e), h_qkv, pe, qkv(pe), t)
+        if self.model.pool_over_pad:
+            cache.pad_x = self._pad_input().to(h.dtype)
+            cache.pad_qkv = qkv(cache.pad_x)
+        return cache
+
+    def _pad_input(self) -> torch.Tensor:
+        """A PAD token's first-block input at each position, [L, E]: from the model's own forward of
+        one all-PAD row (eval mode: VMASK's expectation, no dropout), so it is what the model computes."""
+        model = self.model
+        length = int(model.fixed_length)  # type: ignore[arg-type]
+        device = model.positions.device
+        ids = torch.full((1, length), model.pad_id, dtype=torch.long, device=device)
+        h_pad = model(ids, torch.zeros_like(ids, dtype=torch.bool), return_trace=True).trace["vmask"][0]
+        return h_pad + self._positions(length).to(h_pad.dtype)
 
     def __call__(self, cache: TokenCache, rows: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Logits [V, C] of the variants ``(rows [V], source [V, W], mask [V, W] bool)``."""
+        if self.model.pool_over_pad:
+            return self._padded_copies(cache, rows, source, mask)
         model = self.model
         v, w = source.shape
         flat = (rows[:, None] * cache.width + source).view(-1)
@@ -112,3 +144,33 @@ class DeletionForward:
         counts = mask.sum(1, keepdim=True).clamp_min(1).to(x.dtype)
         pooled = x.new_zeros(v, x.shape[-1]).index_add_(0, text, x).div_(counts)
         return model.classifier(pooled)
+
+    def _padded_copies(
+        self, cache: TokenCache, rows: torch.Tensor, source: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The paper's pooling: every copy re-padded to L, each PAD position's output pooled too."""
+        model = self.model
+        assert cache.pad_x is not None and cache.pad_qkv is not None
+        v, w = source.shape
+        length, e = cache.pad_x.shape
+        first = model.blocks[0]
+        heads = first.attn.n_heads
+        flat = (rows[:, None] * cache.width + source).view(-1)
+        pad = ~mask[..., None]
+        # Positions < W: the copy's own tokens, or PAD where the copy is shorter; after W: PAD alone.
+        qkv = torch.where(pad, cache.pad_qkv[:w], cache.h_qkv.index_select(0, flat).view(v, w, -1) + cache.pe_qkv[:w])
+        q = torch.cat([qkv[..., :e], cache.pad_qkv[w:, :e].expand(v, length - w, e)], 1)
+        k, val = qkv[..., e:].view(v, w, 2, heads, -1).permute(2, 0, 3, 1, 4)  # only the first W keys: PAD after
+        attn = F.scaled_dot_product_attention(
+            q.view(v, length, heads, -1).transpose(1, 2), k, val, attn_mask=mask[:, None, None, :]
+        )
+        z = attn.transpose(1, 2).reshape(v, length, e)
+        x_in = torch.where(pad, cache.pad_x[:w], cache.h.index_select(0, flat).view(v, w, e) + cache.pe[:w])
+        x_in = torch.cat([x_in, cache.pad_x[w:].expand(v, length - w, e)], 1)
+        x = first.norm1(first.attn.out(z).add_(x_in))
+        x = first.norm2(first.fc2(F.relu_(first.fc1(x))).add_(x))
+        if len(model.blocks) > 1:
+            full_mask = F.pad(mask, (0, length - w))
+            for block in model.blocks[1:]:
+                x, _ = block(x, full_mask, w)
+        return model.classifier(x.mean(1))

@@ -58,7 +58,13 @@ class Dropout(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention that also returns its weights A [B, M, T, T] (needed by L_inter)."""
+    """Multi-head self-attention that also returns its weights A [B, M, T, K] (needed by L_inter).
+
+    Keys and values are taken from the first ``key_len`` positions only (K; all T by default): with
+    the paper's fixed padding every position after the batch's longest text is a PAD key, masked for
+    every query, so projecting it and scoring queries against it is dead work. Queries are all T
+    positions (PAD queries' outputs enter the paper's pooling and regularizers).
+    """
 
     def __init__(self, d_model: int, n_heads: int) -> None:
         super().__init__()
@@ -66,21 +72,42 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [B, T, E], mask [B, T] (True = real token) -> (output [B, T, E], weights [B, M, T, T])."""
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, key_len: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, T, E], mask [B, T] (True = real token) -> (output [B, T, E], weights [B, M, T, K]).
+
+        ``key_len`` K: keys are positions ``< K``, which must hold every real token (default T).
+        """
         b, t, e = x.shape
         m, d = self.n_heads, e // self.n_heads
-        q, k, v = self.qkv(x).view(b, t, 3, m, d).permute(2, 0, 3, 1, 4).reshape(3, b * m, t, d)
+        k_len = t if key_len is None else key_len
+        if k_len >= t:
+            q, k, v = self.qkv(x).view(b, t, 3, m, d).permute(2, 0, 3, 1, 4).reshape(3, b * m, t, d)
+        else:
+            weight, bias = self.qkv.weight, self.qkv.bias
+            q = F.linear(x, weight[:e], bias[:e]).view(b, t, m, d).transpose(1, 2).reshape(b * m, t, d)
+            kv = F.linear(x[:, :k_len], weight[e:], bias[e:]).view(b, k_len, 2, m, d)
+            k, v = kv.permute(2, 0, 3, 1, 4).reshape(2, b * m, k_len, d)
         # Scale and key-padding mask fused into the matmul (an additive bias): at IMDB lengths every
         # elementwise pass over [B, M, T, T] costs as much as the matmul itself. A finite fill, not
         # -inf, so a (never expected) all-padding row stays finite.
-        bias = torch.zeros(b, 1, t, dtype=q.dtype, device=q.device).masked_fill_(
-            ~mask[:, None, :], torch.finfo(q.dtype).min
+        bias_k = torch.zeros(b, 1, k_len, dtype=q.dtype, device=q.device).masked_fill_(
+            ~mask[:, None, :k_len], torch.finfo(q.dtype).min
         )
-        scores = torch.baddbmm(bias.repeat_interleave(m, dim=0), q, k.transpose(1, 2), alpha=d**-0.5)
+        scores = torch.baddbmm(bias_k.repeat_interleave(m, dim=0), q, k.transpose(1, 2), alpha=d**-0.5)
         weights = scores.softmax(-1)
         out = (weights.to(v.dtype) @ v).view(b, m, t, d).transpose(1, 2).reshape(b, t, e)
-        return self.out(out), weights.view(b, m, t, t)
+        return self.out(out), weights.view(b, m, t, k_len)
+
+
+def key_length(mask: torch.Tensor) -> int:
+    """K: one past the last position where any text of the batch [B, T] has a real token (at least 1).
+
+    Every key at or after K is padding for every query. One host sync on a GPU.
+    """
+    real = mask.any(0)
+    return max(1, int(real.nonzero().max()) + 1) if bool(real.any()) else 1
 
 
 class Block(nn.Module):
@@ -96,8 +123,11 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(d_model)
         self.dropout = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        attn_out, attention = self.attn(x, mask)
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, key_len: int | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """x [B, T, E], mask [B, T] -> (x [B, T, E], the block's part of the trace; attention [B, M, T, K])."""
+        attn_out, attention = self.attn(x, mask, key_len)
         x = self.norm1(x + self.dropout(attn_out))
         fc1_in = x  # what FC1's neurons read: a neuron embedding is fc1_in ⊙ its weight row
         fc1 = F.relu(self.fc1(x))
@@ -158,6 +188,10 @@ class SAFRTransformer(nn.Module):
         self.fixed_length = fixed_length
         self.pad_is_token = pad_embedding == "trained"
         self.pool_over_pad = pool_over_pad
+        # With a fixed length, attention skips the PAD keys after the batch's longest text (they are
+        # masked for every query). False runs the plain path, every key projected and scored: the
+        # reference tests/model/test_paper_mode.py holds the fast one to.
+        self.skip_pad_keys = True
         self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=None if self.pad_is_token else pad_id)
         if init == "exact":
             # Scaled by sqrt(E) in forward: std E^-1/2 gives token norms ~sqrt(E), comparable to the
@@ -198,12 +232,23 @@ class SAFRTransformer(nn.Module):
             return input_ids, mask
         return F.pad(input_ids, (0, extra), value=self.pad_id), F.pad(mask, (0, extra), value=False)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_trace: bool = False) -> ModelOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        return_trace: bool = False,
+        compact: bool = False,
+    ) -> ModelOutput:
         """input_ids [B, T] long, attention_mask [B, T] (1/True = real token) -> logits [B, C] (+ trace).
 
-        With ``fixed_length`` the inputs are first padded to it, and the trace is [B, fixed_length, ...].
+        With ``fixed_length`` the inputs are first padded to it, and the trace is [B, fixed_length, ...];
+        attention then skips the keys after the batch's longest text (all PAD, masked: the same
+        numbers). ``compact`` (what the loss needs; the LightningModule's steps): the trace's
+        ``attention`` keeps only those K key columns, [B, M, T, K], instead of zero-filling it to
+        [B, M, T, T].
         """
         input_ids, mask = self.pad_inputs(input_ids, attention_mask)
+        key_len = key_length(mask) if self.fixed_length is not None and self.skip_pad_keys else None
         m = mask.unsqueeze(-1)
         # Where VMASK and the Baseline's pass-through apply: real tokens, or every position when PAD
         # is an ordinary token (the paper's code runs VMASK on PAD too).
@@ -228,7 +273,9 @@ class SAFRTransformer(nn.Module):
         x = self.dropout(h + self._positions(input_ids.shape[1]))
         trace: dict[str, torch.Tensor] = {}
         for i, block in enumerate(self.blocks):
-            x, parts = block(x, mask)
+            x, parts = block(x, mask, key_len)
+            if return_trace and not compact and parts["attention"].shape[-1] < x.shape[1]:
+                parts["attention"] = F.pad(parts["attention"], (0, x.shape[1] - parts["attention"].shape[-1]))
             if return_trace:
                 trace.update({f"blocks.{i}.{name}": value for name, value in parts.items()})
                 if i == 0:

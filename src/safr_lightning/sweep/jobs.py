@@ -249,23 +249,47 @@ def collect_jobs(sweep_dir: Path) -> list[Job]:
                 if d not in claimed and d.is_relative_to(root)
             ]
             if candidates:
-                claimed.add(candidates[0])
-                job = _job_from_dir(candidates[0], exp.num, exp.overrides, exp.dataset)
+                # Hydra's own folder for this job number first, then the newest run of the same job.
+                chosen = max(candidates, key=lambda d: (d.name.startswith(f"{exp.num}_"), _mtime(d)))
+                claimed.add(chosen)
+                job = _job_from_dir(chosen, exp.num, exp.overrides, exp.dataset)
             else:
                 job = Job(exp.num, exp.overrides, None, None, MISSING, "never started", exp.dataset)
             job.sweep_root = root
             jobs.append(job)
+    claimed_cells = {cell_overrides(job.overrides): job.dir for job in jobs if job.dir is not None}
     for run_dir in sorted(run_dirs - claimed):
         job = _job_from_dir(run_dir, None, _job_overrides(run_dir))
         root = next((r for r in sorted(launches, key=lambda r: -len(r.parts)) if run_dir.is_relative_to(r)), None)
-        # Known overrides that no job of the folder's launch has: an earlier launch's run. (Unknown
-        # ones, from a corrupt .hydra/ of an old version, cannot be told apart: tabled as found.)
+        # Unknown overrides (a corrupt .hydra/ of an old version) cannot be told apart: tabled as found.
         if root is not None and job.overrides:
-            job.status, job.reason = OTHER_LAUNCH, _not_asked(job.overrides, launches[root], job.status, job.reason)
-            job.sweep_root = root
+            cell = cell_overrides(job.overrides)
+            if cell in claimed_cells:  # the same job ran again (a relaunch that renumbered the jobs)
+                superseded_by = claimed_cells[cell]
+                where = superseded_by.name if superseded_by is not None else "another folder"
+                job.status, job.reason = OTHER_LAUNCH, f"an earlier run of the same job, superseded by {where}"
+                job.sweep_root = root
+            elif _config_part(job.overrides) not in {_config_part(e.overrides) for e in launches[root]}:
+                # Another config than any the folder's launch asked for: never under the launch's labels.
+                job.status, job.reason = OTHER_LAUNCH, _not_asked(job.overrides, launches[root], job.status, job.reason)
+                job.sweep_root = root
+            # else: the same config as the launch, another seed or row (a relaunch of part of the sweep)
         jobs.append(job)
     _assign_variants(jobs)
     return jobs
+
+
+def _config_part(overrides: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """A job's overrides without those that name its cell (seed, dataset, row, λ, fidelity) or change nothing."""
+    cell = cell_overrides(overrides)
+    return tuple(o for o, p in zip(cell, _parse(list(cell)), strict=True) if not _identity(_key(p)))
+
+
+def _mtime(run_dir: Path) -> float:
+    try:
+        return (run_dir / RESULTS_FILE).stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _not_asked(overrides: tuple[str, ...], asked: list[ExpectedJob], status: str, reason: str) -> str:

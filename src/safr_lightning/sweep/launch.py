@@ -7,10 +7,11 @@ kept counts as ok). Otherwise, after all jobs ran, it prints one line, e.g.::
 
 and exits :data:`EXIT_JOBS_FAILED`. Jobs may run in other processes (joblib, SLURM), so each job
 writes its outcome as a small file, ``<sweep dir>/.launches/<launch id>/<job number>.json``, which
-the launching process reads when the sweep ends (:class:`LaunchSummary`, a Hydra callback named in
-``conf/train.yaml``). The launch id reaches the jobs through the environment
-(:data:`LAUNCH_ENV`). A job without an outcome file (killed, or a worker that did not inherit the
-id) is judged by its folder, as ``make table`` judges it.
+the launching process reads (and removes) when the sweep ends (:class:`LaunchSummary`, a Hydra
+callback named in ``conf/train.yaml``). The launch id reaches the jobs through
+``<sweep dir>/.launches/current`` (a reused worker process may carry an older environment) and,
+failing that, the environment (:data:`LAUNCH_ENV`). A job without an outcome file (killed, say) is
+judged by its folder, as ``make table`` judges it.
 """
 
 from __future__ import annotations
@@ -49,19 +50,31 @@ class Outcome:
     run_dir: str = ""
 
 
-def launch_id() -> str | None:
-    return os.environ.get(LAUNCH_ENV) or None
+CURRENT = "current"
+
+
+def launch_id(sweep_dir: Path) -> str | None:
+    """The id of the launch running ``sweep_dir``'s jobs: its file, else the environment's."""
+    try:
+        current = (sweep_dir / LAUNCHES_DIR / CURRENT).read_text().strip()
+    except OSError:
+        current = ""
+    return current or os.environ.get(LAUNCH_ENV) or None
 
 
 def record_outcome(sweep_dir: Path, num: int, status: str, reason: str = "", run_dir: Path | None = None) -> None:
-    """Write job ``num``'s outcome for the launch that started it (a no-op outside a launch)."""
-    launch = launch_id()
-    if launch is None:
-        return
-    record = {"num": num, "status": status, "reason": reason, "run_dir": str(run_dir or "")}
+    """Write job ``num``'s outcome for the launch that started it (a no-op outside a launch).
+
+    Never raises: a full disk here must not turn the job's own outcome into another error (its
+    results.json still says how it ended, and the summary then reads the folder).
+    """
     try:
+        launch = launch_id(sweep_dir)
+        if launch is None:
+            return
+        record = {"num": num, "status": status, "reason": reason, "run_dir": str(run_dir or "")}
         write_text_atomic(sweep_dir / LAUNCHES_DIR / launch / f"{num}.json", json.dumps(record) + "\n")
-    except OSError as exc:  # the job's own record (results.json) still says how it ended
+    except Exception as exc:
         log.warning("could not record job %s's outcome in %s: %s", num, sweep_dir, exc)
 
 
@@ -130,6 +143,10 @@ class LaunchSummary(Callback):
         LAST.id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
         LAST.summary, LAST.exit_code = None, 0
         os.environ[LAUNCH_ENV] = LAST.id
+        try:
+            write_text_atomic(LAST.sweep_dir / LAUNCHES_DIR / CURRENT, LAST.id + "\n")
+        except Exception as exc:  # the environment still carries it to most launchers
+            log.warning("could not write %s: %s", LAST.sweep_dir / LAUNCHES_DIR / CURRENT, exc)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if LAST.sweep_dir is None or LAST.id is None:
@@ -137,11 +154,24 @@ class LaunchSummary(Callback):
         outcomes = launch_outcomes(LAST.sweep_dir, LAST.id, None)
         LAST.summary = summary_line(outcomes, LAST.sweep_dir)
         LAST.exit_code = 0 if outcomes and all(o.status == OK for o in outcomes) else EXIT_JOBS_FAILED
-        for o in outcomes:
-            if o.status != OK:
-                log.error("job %d %s: %s", o.num, o.status, o.reason)
-        shutil.rmtree(LAST.sweep_dir / LAUNCHES_DIR / LAST.id, ignore_errors=True)
-        with_launches = LAST.sweep_dir / LAUNCHES_DIR
-        if with_launches.is_dir() and not any(with_launches.iterdir()):
-            with_launches.rmdir()
+        # One line (printed by the CLI); each job said why it failed when it did, and make table lists them.
+        end_launch()
+
+
+def end_launch() -> None:
+    """Remove the launch's outcome files (after its summary, or when the sweep was stopped)."""
+    if LAST.sweep_dir is None or LAST.id is None:
+        return
+    launches = LAST.sweep_dir / LAUNCHES_DIR
+    shutil.rmtree(launches / LAST.id, ignore_errors=True)
+    current = launches / CURRENT
+    try:
+        if current.read_text().strip() == LAST.id:
+            current.unlink()
+    except OSError:
+        pass
+    if launches.is_dir() and not any(launches.iterdir()):
+        launches.rmdir()
+    if os.environ.get(LAUNCH_ENV) == LAST.id:
         os.environ.pop(LAUNCH_ENV, None)
+    LAST.id = None
