@@ -79,3 +79,31 @@ def test_the_table_is_rendered_from_the_records_so_far_and_says_n(tmp_path: Path
             if line.startswith("| ") and " | " in line and not line.startswith("| Model")}  # fmt: skip
     assert rows == {"Baseline": "2", "λ_imp=0.1, λ_inter=1": "1"}
     assert "3 of 9 jobs finished; 6 still to run" in table
+
+
+def test_missing_jobs_get_the_thread_count_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from safr_lightning.sweep import committed
+
+    seen: list[str] = []
+
+    def fake_run(command, env, **kwargs):  # a job that fails at once: no record, only the thread count matters
+        seen.append(env["OMP_NUM_THREADS"])
+        return subprocess.CompletedProcess(command, 1, stderr="boom")
+
+    monkeypatch.setattr(committed.subprocess, "run", fake_run)
+    plan = PLANS["imdb_exact"]
+    for jobs, threads, expected in [(1, None, "2"), (2, None, "1"), (1, 1, "1")]:
+        seen.clear()
+        lines = committed.run_missing(plan, tmp_path, jobs, [], tmp_path / "results", None, 1, threads)
+        assert seen == [expected] and "failed (exit 1: boom)" in lines[0]
+
+
+def test_list_only_reads(tmp_path: Path) -> None:
+    from safr_lightning.sweep.committed import main
+
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:imdb_exact -->\n")
+    assert main(["imdb_exact", "--list", "--results", str(tmp_path / "results"), "--readme", str(readme)]) == 0
+    assert readme.read_text() == "<!-- results:imdb_exact -->\n" and not (tmp_path / "results").exists()

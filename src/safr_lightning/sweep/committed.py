@@ -197,11 +197,14 @@ def _run_job(plan: Plan, job: Job, scratch: Path, threads: int, extra: Sequence[
 
 def run_missing(
     plan: Plan, scratch: Path, jobs: int, extra: Sequence[str], root: Path = RESULTS_DIR,
-    readme: Path | None = None, limit: int | None = None,
+    readme: Path | None = None, limit: int | None = None, threads: int | None = None,
 ) -> list[str]:  # fmt: skip
-    """Run the jobs without a record, ``jobs`` at a time; write each record and the table as it finishes."""
+    """Run the jobs without a record, ``jobs`` at a time; write each record and the table as it finishes.
+
+    ``threads`` (torch threads per job) defaults to ``2 // jobs``: one 1-thread job leaves a core free.
+    """
     todo = missing(plan, root)[:limit]
-    threads = max(1, 2 // max(1, jobs))
+    threads = threads or max(1, 2 // max(1, jobs))
     lines = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for line in pool.map(lambda job: _finish(plan, job, scratch, threads, extra, root, readme), todo):
@@ -235,12 +238,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--missing", action="store_true", help="run the jobs without a record")
     parser.add_argument("--import", dest="imports", nargs="*", type=Path, default=[], help="runs made elsewhere")
     parser.add_argument("--jobs", type=int, default=2, help="jobs at once (torch threads: 2 // jobs)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per job (default 2 // jobs)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many jobs")
     parser.add_argument("--scratch", type=Path, default=None, help="where the run dirs go (multirun/<plan>)")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR)
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
     parser.add_argument("overrides", nargs="*", help="extra train overrides for every job (e.g. trainer=gpu)")
     args = parser.parse_args(argv)
+    if (args.threads is not None and args.threads < 1) or args.jobs < 1:
+        parser.error("--jobs and --threads must be at least 1")
     plan = PLANS[args.plan]
 
     def body() -> int:
@@ -249,10 +255,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         failed = []
         if args.missing:
             scratch = args.scratch or Path("multirun") / plan.name
-            lines = run_missing(plan, scratch, args.jobs, args.overrides, args.results, args.readme, args.limit)
+            lines = run_missing(plan, scratch, args.jobs, args.overrides, args.results, args.readme, args.limit,
+                                args.threads)  # fmt: skip
             failed = [line for line in lines if ": failed" in line]
-        for path in render(plan, args.results, args.readme):
-            print(f"wrote {path}")
+        if not args.list:  # --list only reads: the tables and README change when records do
+            for path in render(plan, args.results, args.readme):
+                print(f"wrote {path}")
         print("\n".join(status_lines(plan, args.results)))
         return 1 if failed else 0
 
