@@ -23,11 +23,16 @@ SEEDS ?=
 LAUNCHER ?= basic
 N_JOBS ?=
 OVERRIDES ?=
+# make search: how many trials (default 40), the study's folder and the report's name, the Table 6 json to overlay.
+N_TRIALS ?=
+SEARCH_DIR ?= multirun/search/pareto_sst2_exact
+SEARCH_NAME ?= sst2_pareto_exact
+GRID ?= docs/results/sst2_table6_exact.json
 # make table: SWEEP_DIR defaults to the newest sweep under multirun/; K is the deletion level in %.
 SWEEP_DIR ?=
 K ?= 30
 
-.PHONY: install test test-fast train sweep table lint format clean
+.PHONY: install test test-fast train sweep table search lint format clean
 
 install:
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -55,6 +60,13 @@ sweep: $(STAMP)
 
 table: $(STAMP)
 	$(PY) -m safr_lightning.aggregate $(SWEEP_DIR) --k $(K)
+
+# make search: the λ accuracy-SRS front (conf/hparams_search/pareto.yaml); the same command continues a
+# killed study. Then re-test the front with seeds 0-2 and write docs/results/$(SEARCH_NAME).{md,csv,json,png}.
+search: $(STAMP)
+	-$(PY) -m safr_lightning.train --multirun hparams_search=pareto hydra/launcher=$(LAUNCHER) \
+		$(if $(N_TRIALS),hydra.sweeper.n_trials=$(N_TRIALS)) $(if $(N_JOBS),hydra.sweeper.n_jobs=$(N_JOBS) hydra.launcher.n_jobs=$(N_JOBS)) $(OVERRIDES)
+	$(PY) -m safr_lightning.search $(SEARCH_DIR) --retest --name $(SEARCH_NAME) $(if $(GRID),--grid $(GRID))
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

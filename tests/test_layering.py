@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "cli",
             "config",
             "config.",
+            "search.config",
             "model.config",
             "data.special_tokens",
             "data.synthetic",
@@ -40,7 +41,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("module", ("module",)),
     ("analysis", ("analysis", "analysis.", "plots", "plots.")),
     ("training", ("callbacks", "callbacks.", "checkpoint_io", "loggers", "memory", "precision", "experiment")),
-    ("sweeps", ("sweep", "sweep.", "gpu_slots")),
+    ("sweeps", ("sweep", "sweep.", "search", "search.", "gpu_slots")),
     ("entry points", ("train", "evaluate", "explain", "aggregate", "dashboard", "neurons", "neurons.", "toy", "toy.")),
 ]
 FOUNDATION = LAYERS[0][1]

@@ -70,3 +70,11 @@ def test_installed_console_scripts_print_the_config_train_and_aggregate(
     aggregated = run([str(bin_dir / "safr-aggregate"), str(work / "outputs")], work, env)
     assert aggregated.returncode == 0, aggregated.stderr
     assert list((work / "outputs").glob("ablation_synthetic.md"))
+
+
+def test_the_installed_wheel_finds_the_pareto_sweeper(installed: tuple[Path, dict[str, str], Path]) -> None:
+    work, env, site = installed
+    assert (site / "hydra_plugins" / "safr_pareto_sweeper" / "safr_pareto_sweeper.py").is_file()
+    cfg = run([str(site / "bin" / "safr-train"), "hparams_search=pareto", "--cfg", "hydra"], work, env)
+    assert cfg.returncode == 0, cfg.stderr
+    assert "_target_: hydra_plugins.safr_pareto_sweeper.safr_pareto_sweeper.ParetoSweeper" in cfg.stdout

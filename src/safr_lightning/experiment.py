@@ -582,6 +582,16 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
 
     # With `resumed_from` in results.json, timing covers only what this process trained (after the resume).
     timing: dict[str, Any] = {"fit_s": fit_s, **throughput.summary()}
+    srs = next((c for c in callbacks if isinstance(c, SRSCallback)), None)
+    if srs is not None and cfg.srs.final_val:
+        # The tested checkpoint's full SRS protocol on the validation split: what a search may
+        # optimise (hparams_search=pareto) without ever reading a test number.
+        start = time.perf_counter()
+        with _interruptible(trainer, run_dir, "validation"), lightning_refusals(cfg):
+            trainer.validate(module, datamodule=datamodule, ckpt_path=tested_path, verbose=False)
+        timing["final_val_s"] = time.perf_counter() - start
+        if srs.final_val_result is not None:
+            results["val"]["final"] = {**srs.final_val_result, "checkpoint": cfg.fidelity.test_on}
     if cfg.run_test:
         start = time.perf_counter()
         with _interruptible(trainer, run_dir, "test"), lightning_refusals(cfg):
@@ -590,7 +600,6 @@ def _run_training(cfg: DictConfig, run_dir: Path, stage: _Stage) -> dict[str, An
         stage.enter("writing results")
         metrics = tested[0] if tested else {}
         results["test"] = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
-        srs = next((c for c in callbacks if isinstance(c, SRSCallback)), None)
         if srs is not None and srs.test_result is not None:
             results["test"] = srs.merge_test_results(results["test"])
             timing["srs_eval_s"] = srs.test_seconds

@@ -25,6 +25,21 @@ def last_values(path: Path) -> dict[str, float]:
     return values
 
 
+def text_by_text(module: SAFRModule, texts: list[str], labels: list[int], k: float = 30) -> tuple[float, float]:
+    """Accuracy before and after deleting each text's top-k % tokens by FC1 capacity, one text at a time."""
+    correct = correct_deleted = 0
+    for text, label in zip(texts, labels, strict=True):
+        batch = module.encode([text])
+        with torch.no_grad():
+            out = module.model(batch["input_ids"], batch["attention_mask"], return_trace=True)
+            cap = capacity(out.trace["fc1"], batch["attention_mask"])[0].tolist()
+            kept = torch.tensor([ref.delete_top(batch["input_ids"][0].tolist(), cap, k)])
+            deleted = module.model(kept, torch.ones_like(kept, dtype=torch.bool)).logits
+        correct += int(out.logits.argmax(-1)) == label
+        correct_deleted += int(deleted.argmax(-1)) == label
+    return correct / len(texts), correct_deleted / len(texts)
+
+
 def test_callback_runs_inside_fast_dev_run(make_cfg: Callable, tmp_path: Path) -> None:
     results = run_training(make_cfg("debug=fdr"), tmp_path)
     test = results["test"]
@@ -74,18 +89,7 @@ def test_results_agree_with_independent_recomputation_through_the_public_api(
     datamodule = build_datamodule(cfg)
     datamodule.setup("test")
     texts, labels = datamodule.texts["test"]["text"], datamodule.texts["test"]["label"]
-    correct = correct_deleted = 0
-    for text, label in zip(texts, labels, strict=True):
-        batch = module.encode([text])
-        with torch.no_grad():
-            out = module.model(batch["input_ids"], batch["attention_mask"], return_trace=True)
-            cap = capacity(out.trace["fc1"], batch["attention_mask"])[0].tolist()
-            ids = batch["input_ids"][0].tolist()
-            kept = torch.tensor([ref.delete_top(ids, cap, 30)])
-            deleted = module.model(kept, torch.ones_like(kept, dtype=torch.bool)).logits
-        correct += int(out.logits.argmax(-1)) == label
-        correct_deleted += int(deleted.argmax(-1)) == label
-    acc, acc_deleted = correct / len(texts), correct_deleted / len(texts)
+    acc, acc_deleted = text_by_text(module, texts, labels)
     assert results["test"]["n"] == len(texts)
     assert results["test"]["acc"] * 100 == pytest.approx(acc * 100, abs=0.5)
     assert results["test"]["srs"]["30"] == pytest.approx((acc - acc_deleted) * 100, abs=0.5)
@@ -134,3 +138,23 @@ def test_under_bf16_the_stored_srs_is_the_stored_accuracies_difference(tmp_path:
     assert test["acc_precision"] == "32-true"
     for k, srs in test["srs"].items():
         assert srs == pytest.approx(100 * (test["acc"] - test["acc_capacity"][k]), abs=1e-9)
+
+
+def test_final_val_scores_the_tested_checkpoint_on_the_whole_validation_split(
+    make_cfg: Callable, tmp_path: Path
+) -> None:
+    """srs.final_val: the same text-by-text recomputation as above, on the validation split."""
+    cfg = make_cfg("srs.final_val=true", "trainer.max_epochs=2", "srs.val_samples=8")
+    results = run_training(cfg, tmp_path)
+    final = results["val"]["final"]
+    module = SAFRModule.load_from_checkpoint(tmp_path / results["checkpoint"], map_location="cpu").eval()
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("fit")
+    texts, labels = datamodule.texts["validation"]["text"], datamodule.texts["validation"]["label"]
+    acc, acc_deleted = text_by_text(module, texts, labels)
+    assert final["n"] == len(texts) > 8  # the whole split, not the per-epoch subset
+    assert final["checkpoint"] == "best" and set(final["srs"]) == KEYS
+    assert final["acc"] == pytest.approx(acc, abs=0.005)
+    assert final["acc"] == pytest.approx(results["val"]["acc"], abs=1e-6)  # the best epoch's own val/acc
+    assert final["srs"]["30"] == pytest.approx((acc - acc_deleted) * 100, abs=0.5)
+    assert "final" not in run_training(make_cfg("trainer.max_epochs=1"), tmp_path / "off")["val"]

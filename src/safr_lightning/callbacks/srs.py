@@ -22,6 +22,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Subset
 
 from safr_lightning.analysis.srs import SRSSettings, curve_rows, evaluate_srs, flat_metrics
@@ -65,6 +66,7 @@ class SRSCallback(Callback):
         self.val_every_n_epochs = max(1, val_every_n_epochs)
         self.val_result: dict[str, Any] | None = None
         self.test_result: dict[str, Any] | None = None
+        self.final_val_result: dict[str, Any] | None = None
         self.test_seconds: float | None = None
         self.logged_test_keys: set[str] = set()
         self.test_precision = "32-true"
@@ -97,6 +99,9 @@ class SRSCallback(Callback):
         )
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.VALIDATING:  # trainer.validate after fit: srs.final_val
+            self.final_val_result = self._whole_split(trainer, pl_module, "validation")
+            return
         if trainer.sanity_checking or self.val_samples <= 0:
             return
         if (trainer.current_epoch + 1) % self.val_every_n_epochs:
@@ -108,7 +113,11 @@ class SRSCallback(Callback):
         result = evaluate_srs(pl_module.model, batches, self.val_settings) if trainer.is_global_zero else None
         self.val_result = trainer.strategy.broadcast(result, src=0) if trainer.world_size > 1 else result
         assert self.val_result is not None
-        pl_module.log_dict(flat_metrics(self.val_result, "val"))
+        metrics = flat_metrics(self.val_result, "val")
+        # val/acc is the validation loop's, over the whole split: early stopping and the best
+        # checkpoint monitor it. The SRS subset's own accuracy (srs.val_samples texts) must not replace it.
+        metrics.pop("val/acc", None)
+        pl_module.log_dict(metrics)
 
     # -- test -------------------------------------------------------------------------------
 
@@ -135,13 +144,25 @@ class SRSCallback(Callback):
         pl_module.log_dict(metrics)
         self._log_curve(trainer, self.test_result)
 
+    def _whole_split(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> dict[str, Any] | None:
+        """The full protocol (``settings``) over the whole ``split``, by the first process."""
+        loader = self._split_loader(trainer, split)
+        if loader is None:
+            return None
+        result = evaluate_srs(pl_module.model, loader, self.settings) if trainer.is_global_zero else None
+        return trainer.strategy.broadcast(result, src=0) if trainer.world_size > 1 else result
+
     @staticmethod
-    def _test_loader(trainer: L.Trainer) -> Any:
-        """The test split's loader: unsharded under DDP (the datamodule's own), else the loop's."""
+    def _split_loader(trainer: L.Trainer, split: str) -> Any:
+        """The split's loader: unsharded under DDP (the datamodule's own), else the loop's."""
         datamodule = getattr(trainer, "datamodule", None)
         if trainer.world_size > 1 and datamodule is not None and hasattr(datamodule, "loader"):
-            return datamodule.loader("test")
-        return _first_loader(trainer.test_dataloaders)
+            return datamodule.loader(split)
+        return _first_loader(trainer.test_dataloaders if split == "test" else trainer.val_dataloaders)
+
+    @staticmethod
+    def _test_loader(trainer: L.Trainer) -> Any:
+        return SRSCallback._split_loader(trainer, "test")
 
     @staticmethod
     def _log_curve(trainer: L.Trainer, result: dict[str, Any]) -> None:

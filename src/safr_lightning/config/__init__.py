@@ -50,4 +50,9 @@ def register_configs() -> None:
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(name="explain_schema", node=ExplainConfig)
     cs.store(name="neurons_schema", node=NeuronsConfig)
+    # hparams_search=pareto's sweeper (conf/hparams_search/pareto.yaml); imported here, not as a
+    # hydra_plugins package: a namespace package inside an editable install is fragile.
+    from safr_lightning.search.config import ParetoSweeperConf
+
+    cs.store(group="hydra/sweeper", name="safr_pareto", node=ParetoSweeperConf, provider="safr_lightning")
     OmegaConf.register_new_resolver(RESOLVER, run_dir_for, replace=True)

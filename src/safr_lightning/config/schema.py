@@ -264,6 +264,9 @@ class SRSConfig:
     # near the cost of one validation pass (the full protocol of ks x draws costs ~10 passes).
     val_ks: list[float] = field(default_factory=lambda: [30.0])
     val_random_draws: int = 1
+    # After training, the full protocol (ks x random_draws) on the whole validation split with the
+    # checkpoint that is tested: results.json's val.final (the objectives of hparams_search=pareto).
+    final_val: bool = False
     seed: int = 0
 
 

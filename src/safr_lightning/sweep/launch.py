@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from safr_lightning.files import write_text_atomic
 from safr_lightning.sweep.jobs import plural
@@ -123,6 +123,17 @@ def summary_line(outcomes: list[Outcome], sweep_dir: Path) -> str:
     return f"sweep: {plural(len(outcomes), 'job')}: {', '.join(parts)}; tables: make table SWEEP_DIR={sweep_dir}"
 
 
+STUDY_SWEEPER = "safr_pareto_sweeper"
+
+
+def study_summary_line(outcomes: list[Outcome], sweep_dir: Path) -> str:
+    counts = Counter(o.status for o in outcomes)
+    parts = [f"{counts[s]} {s}" for s in ORDER if counts[s] or s in (OK, FAILED)]
+    ran = f"{plural(len(outcomes), 'trial')} in this launch: {', '.join(parts)}" if outcomes else \
+        "no trial to run (the study has its n_trials)"  # fmt: skip
+    return f"study: {ran}; report: python -m safr_lightning.search {sweep_dir}"
+
+
 @dataclass
 class _Launch:
     sweep_dir: Path | None = None
@@ -150,6 +161,14 @@ class LaunchSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if LAST.sweep_dir is None or LAST.id is None:
+            return
+        if STUDY_SWEEPER in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")):
+            # A study's trials are numbered across launches and it alone knows which it started: this
+            # launch's outcome files (a relaunch of a finished study starts none, and that is fine).
+            outcomes = sorted(read_outcomes(LAST.sweep_dir, LAST.id).values(), key=lambda o: o.num)
+            LAST.summary = study_summary_line(outcomes, LAST.sweep_dir)
+            LAST.exit_code = 0 if all(o.status == OK for o in outcomes) else EXIT_JOBS_FAILED
+            end_launch()
             return
         outcomes = launch_outcomes(LAST.sweep_dir, LAST.id, None)
         LAST.summary = summary_line(outcomes, LAST.sweep_dir)
