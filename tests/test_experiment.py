@@ -168,3 +168,17 @@ def test_a_lightning_error_that_names_no_key_of_ours_stays_a_bug(
     monkeypatch.setattr(trainer_module.Trainer, "_run", broken)
     with pytest.raises(ValueError, match="an internal inconsistency"):
         run_training(make_cfg(), tmp_path / "run")
+
+
+def test_a_search_trial_is_tagged_with_its_number(make_cfg: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from safr_lightning import experiment
+
+    cfg = make_cfg()
+    assert not [t for t in experiment.run_tags(cfg) if t.startswith(("search=", "trial="))]
+    monkeypatch.setattr(experiment, "_hydra_choice", lambda group: "pareto" if group == "hparams_search" else None)
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: SimpleNamespace(job=SimpleNamespace(num=7))))
+    assert {"search=pareto", "trial=7"} <= set(experiment.run_tags(cfg))

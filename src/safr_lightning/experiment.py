@@ -118,6 +118,11 @@ def run_tags(cfg: DictConfig) -> list[str]:
         f"fidelity={fidelity_label(cfg)}",
     ]  # fmt: skip
     tags += [str(t) for t in cfg.get("tags") or []]
+    search = _hydra_choice("hparams_search")
+    if search:  # a λ-search trial: its number is the job's (and the Optuna trial's)
+        from hydra.core.hydra_config import HydraConfig
+
+        tags += [f"search={search}", f"trial={HydraConfig.get().job.num}"]
     debug = _hydra_choice("debug")
     if debug:  # a smoke run must never be read as a result
         tags += ["debug", f"debug={debug}"]
