@@ -62,9 +62,9 @@ table: $(STAMP)
 	$(PY) -m safr_lightning.aggregate $(SWEEP_DIR) --k $(K)
 
 # make search: the λ accuracy-SRS front (conf/hparams_search/pareto.yaml); the same command continues a
-# killed study. Then re-test the front with seeds 0-2 and write docs/results/$(SEARCH_NAME).{md,csv,json,png}.
+# killed study (and, from the committed trial records in docs/results/$(SEARCH_NAME)/, one whose folder is gone). Then re-test the front with seeds 0-2 and write docs/results/$(SEARCH_NAME).{md,csv,json,png}.
 search: $(STAMP)
-	-$(PY) -m safr_lightning.train --multirun hparams_search=pareto hydra/launcher=$(LAUNCHER) \
+	-$(PY) -m safr_lightning.train --multirun hparams_search=pareto hydra/launcher=$(LAUNCHER) hydra.sweeper.records=docs/results/$(SEARCH_NAME) \
 		$(if $(N_TRIALS),hydra.sweeper.n_trials=$(N_TRIALS)) $(if $(N_JOBS),hydra.sweeper.n_jobs=$(N_JOBS) hydra.launcher.n_jobs=$(N_JOBS)) $(OVERRIDES)
 	$(PY) -m safr_lightning.search $(SEARCH_DIR) --retest --name $(SEARCH_NAME) $(if $(GRID),--grid $(GRID))
 

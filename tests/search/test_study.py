@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +31,6 @@ STUDY = [
     "dataset.synthetic.val_size=64",
     "dataset.synthetic.test_size=64",
     "trainer.max_epochs=1",
-    "hydra.sweeper.n_trials=4",
     "hydra.sweeper.n_startup_trials=2",
 ]
 
@@ -44,7 +44,8 @@ def trials_of(sweep_dir: Path) -> list[optuna.trial.FrozenTrial]:
 
 
 def test_a_killed_study_continues_to_n_trials_with_validation_objectives(tmp_path: Path) -> None:
-    args = [*STUDY, f"paths.multirun_dir={tmp_path}"]
+    records = tmp_path / "records"
+    args = [*STUDY, f"paths.multirun_dir={tmp_path}", f"hydra.sweeper.records={records}", "hydra.sweeper.n_trials=4"]
     sweep_dir = tmp_path / "search" / "pareto_synthetic_exact"
     process = start_train(*args)
     deadline = time.monotonic() + 240
@@ -88,6 +89,25 @@ def test_a_killed_study_continues_to_n_trials_with_validation_objectives(tmp_pat
     # A finished study relaunched runs nothing more.
     again = run_train(*args, timeout=300)
     assert again.returncode == 0 and len(trials_of(sweep_dir)) == len(trials)
+
+    # A new machine: the sweep folder is gone, the committed records are left; one more trial.
+    assert sorted(p.name for p in records.glob("trial_*.json")) == [f"trial_{t.number:04d}.json" for t in complete]
+    shutil.rmtree(sweep_dir)
+    more = run_train(*args[:-1], "hydra.sweeper.n_trials=5", timeout=300)
+    assert more.returncode == 0, more.stderr[-2000:]
+    after = trials_of(sweep_dir)
+    assert len(after) == len(trials) + 1 and after[-1].state == TrialState.COMPLETE
+    for old, new in zip(trials, after, strict=False):  # numbers, points and values kept
+        assert (new.number, new.state == TrialState.COMPLETE) == (old.number, old.state == TrialState.COMPLETE)
+        if old.state == TrialState.COMPLETE:
+            assert (new.params, new.values) == (old.params, old.values)
+    report_dir = tmp_path / "report"
+    shown = subprocess.run([sys.executable, "-m", "safr_lightning.search", str(sweep_dir), "--name", "r",
+                            "--results", str(report_dir)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads((report_dir / "r.json").read_text())
+    assert all(t["test_acc_seed"] is not None for t in report["trials"] if t["state"] == "COMPLETE")
+    assert {p["trial"] for p in report["front"]} <= {t.number for t in after if t.state == TrialState.COMPLETE}
 
 
 def test_two_launches_of_one_study_do_not_run_at_once(tmp_path: Path) -> None:

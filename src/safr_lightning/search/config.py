@@ -14,6 +14,9 @@ class ParetoSweeperConf:
     _target_: str = "hydra_plugins.safr_pareto_sweeper.safr_pareto_sweeper.ParetoSweeper"
     study_name: str = "pareto"
     storage: str | None = None  # default: sqlite:///<sweep dir>/study.db
+    # A folder for one small json per finished trial (commit it): a new machine continues the study
+    # from them when the sweep folder is gone. null: the study lives in the sweep folder only.
+    records: str | None = None
     n_trials: int = 40  # finished trials the study should have (a resumed study runs the rest)
     n_jobs: int = 1  # trials per launch batch (in parallel with a parallel launcher)
     seed: int = 0

@@ -27,7 +27,7 @@ from safr_lightning.errors import SAFRError
 from safr_lightning.files import write_text_atomic
 from safr_lightning.results import value_at_k
 from safr_lightning.search.front import dominates, pareto_front
-from safr_lightning.search.study import OVERRIDES, REASON, RUN_DIR, read_results, storage_url
+from safr_lightning.search.study import OVERRIDES, REASON, RUN_DIR, read_results, read_trial_records, storage_url
 from safr_lightning.sweep.table import Stat, mean_std
 
 RETEST_DIR = "retest"
@@ -46,14 +46,21 @@ class Trial:
     run_dir: str
     overrides: list[str]
     reason: str = ""
+    recorded: dict[str, Any] | None = None  # the committed record's results.json (--records)
     tests: list[dict[str, Any]] = field(default_factory=list)  # re-test results.json, one per seed
+
+    def results(self) -> dict[str, Any] | None:
+        """The trial run's results.json: from its folder, else from its committed record."""
+        return (read_results(Path(self.run_dir)) if self.run_dir else None) or self.recorded
 
     @property
     def label(self) -> str:
         return f"({self.imp:g}, {self.inter:g})"
 
 
-def load_trials(sweep_dir: Path, storage: str | None = None) -> tuple[str, list[str], list[Trial]]:
+def load_trials(
+    sweep_dir: Path, storage: str | None = None, records: Path | None = None
+) -> tuple[str, list[str], list[Trial]]:
     """The study in ``sweep_dir`` (its only one): name, objective names, trials."""
     import optuna
 
@@ -79,7 +86,20 @@ def load_trials(sweep_dir: Path, storage: str | None = None) -> tuple[str, list[
         )
         for t in study.get_trials(deepcopy=False)
     ]
+    recorded = read_trial_records(records) if records is not None and records.is_dir() else {}
+    for trial in trials:
+        trial.recorded = (recorded.get(trial.number) or {}).get("results")
     return names[0], objectives, trials
+
+
+def _records_of(sweep_dir: Path) -> Path | None:
+    from omegaconf import OmegaConf
+
+    try:
+        records = OmegaConf.load(sweep_dir / "multirun.yaml").hydra.sweeper.get("records")
+    except Exception:
+        return None
+    return Path(str(records)) if records else None
 
 
 def _objectives(multirun_yaml: str) -> list[str]:
@@ -101,36 +121,50 @@ def retest_overrides(trial: Trial, seed: int, run_dir: Path) -> list[str]:
     return [*kept, f"seed={seed}", "srs.final_val=true", "run_test=true", f"hydra.run.dir={run_dir}"]
 
 
-def _finished(run_dir: Path) -> dict[str, Any] | None:
-    results = read_results(run_dir)
+def _tested(results: dict[str, Any] | None) -> dict[str, Any] | None:
     return results if results is not None and results.get("status") == "ok" and results.get("test") else None
 
 
-def retest_dirs(sweep_dir: Path, trial: Trial, seeds: Sequence[int]) -> list[tuple[int, Path]]:
-    """Where each seed's test run is: the trial's own run when it used that seed, else retest/<n>_s<seed>."""
-    own = read_results(Path(trial.run_dir)) if trial.run_dir else None
-    return [
-        (
-            seed,
-            Path(trial.run_dir)
-            if own is not None and own.get("seed") == seed and _finished(Path(trial.run_dir))
-            else sweep_dir / RETEST_DIR / f"{trial.number}_s{seed}",
-        )
-        for seed in seeds
-    ]
+RETEST_RECORD = "retest_{:04d}_s{}.json"
 
 
-def run_retests(sweep_dir: Path, front: Sequence[Trial], seeds: Sequence[int]) -> list[str]:
+def read_results_file(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def retest_results(sweep_dir: Path, trial: Trial, seed: int, records: Path | None) -> dict[str, Any] | None:
+    """Seed ``seed``'s tested run of ``trial``: the trial's own run when it used that seed, else the
+    re-test's folder, else its committed record."""
+    own = _tested(trial.results())
+    if own is not None and own.get("seed") == seed:
+        return own
+    found = _tested(read_results(sweep_dir / RETEST_DIR / f"{trial.number}_s{seed}"))
+    if found is None and records is not None:
+        found = _tested(read_results_file(records / RETEST_RECORD.format(trial.number, seed)))
+    return found
+
+
+def run_retests(sweep_dir: Path, front: Sequence[Trial], seeds: Sequence[int], records: Path | None) -> list[str]:
+    from safr_lightning.sweep.export import compact
+
     lines = []
     for trial in front:
-        for seed, run_dir in retest_dirs(sweep_dir, trial, seeds):
-            if _finished(run_dir):
+        for seed in seeds:
+            run_dir = sweep_dir / RETEST_DIR / f"{trial.number}_s{seed}"
+            if retest_results(sweep_dir, trial, seed, records) is not None:
                 continue
             command = [sys.executable, "-m", "safr_lightning.train", *retest_overrides(trial, seed, run_dir)]
             if (run_dir / "checkpoints" / "last.ckpt").is_file():
                 command.append(f"ckpt_path={run_dir}")
             done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             last = (done.stderr.strip().splitlines() or [""])[-1]
+            tested = _tested(read_results(run_dir)) if done.returncode == 0 else None
+            if tested is not None and records is not None:
+                path = records / RETEST_RECORD.format(trial.number, seed)
+                write_text_atomic(path, json.dumps(compact(tested), indent=1) + "\n")
             lines.append(f"trial {trial.number} seed {seed}: " + ("ok" if done.returncode == 0 else f"failed ({last})"))
             print(lines[-1], flush=True)
     return lines
@@ -244,8 +278,7 @@ def build_report(
 
 def _single(trial: Trial, what: str, k: float) -> float | None:
     """The trial run's own test number (one seed), for the figure's grey dots; never an objective."""
-    results = read_results(Path(trial.run_dir)) if trial.run_dir else None
-    test = (results or {}).get("test") or {}
+    test = (trial.results() or {}).get("test") or {}
     if what == "acc":
         return 100.0 * test["acc"] if test.get("acc") is not None else None
     return value_at_k(test.get("srs"), k) if test.get("srs") else None
@@ -395,10 +428,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=Path("docs/results"))
     parser.add_argument("--grid", type=Path, default=None, help="the committed Table 6 json to overlay")
     parser.add_argument("--k", type=float, default=30.0)
+    parser.add_argument(
+        "--records",
+        type=Path,
+        default=None,
+        help="committed trial records (hydra.sweeper.records); re-tests are recorded there too",
+    )
     args = parser.parse_args(argv)
 
     def body() -> int:
-        study, objectives, trials = load_trials(args.sweep_dir, args.storage)
+        records = args.records or _records_of(args.sweep_dir)
+        study, objectives, trials = load_trials(args.sweep_dir, args.storage, records)
         front = front_of(trials)
         on_front = {t.number for t in front}
         print(f"study {study}: {len(trials)} trials, {len(front)} on the validation front ({', '.join(objectives)})")
@@ -408,10 +448,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{'*' if t.number in on_front else ' '} {t.number:4d} {t.state:8s} {lam:24s} {val}")
         failed = []
         if args.retest:
-            failed = [line for line in run_retests(args.sweep_dir, front, args.seeds) if "failed" in line]
+            failed = [line for line in run_retests(args.sweep_dir, front, args.seeds, records) if "failed" in line]
         if args.name:
             for trial in front:
-                trial.tests = [r for _, d in retest_dirs(args.sweep_dir, trial, args.seeds) if (r := _finished(d))]
+                found = (retest_results(args.sweep_dir, trial, seed, records) for seed in args.seeds)
+                trial.tests = [r for r in found if r is not None]
             grid = grid_rows(args.grid, args.k) if args.grid else []
             command = f"python -m safr_lightning.search {args.sweep_dir} --retest --name {args.name}" + (
                 f" --grid {args.grid}" if args.grid else ""

@@ -157,3 +157,60 @@ def resume_checkpoint(run_dir: str) -> str | None:
     """The interrupted trial's last.ckpt, to continue from (None: start afresh)."""
     path = Path(run_dir) / "checkpoints" / "last.ckpt" if run_dir else None
     return str(path) if path is not None and path.is_file() and os.path.getsize(path) > 0 else None
+
+
+# -- committed records: a study that outlives its sweep folder ---------------------------------------
+
+TRIAL_RECORD = "trial_{:04d}.json"
+
+
+def save_trial_record(records: Path, trial: FrozenTrial | Any, state: TrialState, values: Sequence[float] | None,
+                      results: dict[str, Any] | None) -> Path:  # fmt: skip
+    """One finished trial (complete, or failed by itself) as a small json file, committable."""
+    from safr_lightning.files import write_text_atomic
+    from safr_lightning.sweep.export import compact
+
+    attrs = {k: v for k, v in trial.user_attrs.items() if k not in (RUN_DIR, RESUME_FROM)}
+    attrs[OVERRIDES] = [o for o in attrs.get(OVERRIDES, []) if not o.startswith("ckpt_path=")]
+    record = {
+        "number": trial.number, "state": state.name, "params": dict(trial.params),
+        "values": list(values) if values is not None else None, "user_attrs": attrs,
+        "results": compact(results) if results is not None else None,
+    }  # fmt: skip
+    return write_text_atomic(records / TRIAL_RECORD.format(trial.number), json.dumps(record, indent=1) + "\n")
+
+
+def read_trial_records(records: Path) -> dict[int, dict[str, Any]]:
+    found = {}
+    for path in sorted(records.glob("trial_*.json")):
+        try:
+            record = json.loads(path.read_text())
+            found[int(record["number"])] = record
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SAFRError(f"unreadable trial record {path}: {exc}") from exc
+    return found
+
+
+def import_records(study: optuna.Study, records: Path, bounds: dict[str, tuple[float, float]]) -> int:
+    """A fresh study (a new machine, a lost sweep folder) takes the committed trials, numbers kept.
+
+    A number without a record (a trial interrupted with its launch) becomes a failed trial that does
+    not count, so the numbers, and with them the run folders' names and the seeded proposals, line up.
+    """
+    found = read_trial_records(records) if records.is_dir() else {}
+    if not found or study.get_trials(deepcopy=False):
+        return 0
+    distributions = {name: optuna.distributions.FloatDistribution(lo, hi) for name, (lo, hi) in bounds.items()}
+    for number in range(max(found) + 1):
+        record = found.get(number)
+        if record is None:
+            study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+            continue
+        try:
+            study.add_trial(optuna.trial.create_trial(
+                state=TrialState[record["state"]], params=record["params"], distributions=distributions,
+                values=record["values"], user_attrs=record["user_attrs"],
+            ))  # fmt: skip
+        except ValueError as exc:
+            raise SAFRError(f"trial record {number} in {records} does not fit this search space: {exc}") from exc
+    return len(found)

@@ -28,11 +28,14 @@ from safr_lightning.search.study import (
     RESUME_FROM,
     RUN_DIR,
     finished_count,
+    import_records,
     make_sampler,
     open_study,
     parse_objectives,
+    read_results,
     requeue_interrupted,
     resume_checkpoint,
+    save_trial_record,
     storage_url,
     study_lock,
     trial_values,
@@ -53,8 +56,10 @@ class ParetoSearch(Sweeper):
         n_startup_trials: int,
         objectives: list[str],
         params: dict[str, Any],
+        records: str | None = None,
     ) -> None:
         self.study_name, self.storage, self.seed, self.sampler = study_name, storage, int(seed), str(sampler)
+        self.records = Path(records) if records else None
         self.n_trials, self.n_jobs, self.n_startup_trials = int(n_trials), int(n_jobs), int(n_startup_trials)
         self.objectives = parse_objectives(list(objectives))
         self.space = parse_space(OmegaConf.to_container(params) if isinstance(params, DictConfig) else params)
@@ -106,6 +111,10 @@ class ParetoSearch(Sweeper):
         returns = []
         with study_lock(sweep_dir):
             study = open_study(self.study_name, url, ["maximize"] * len(self.objectives))
+            if self.records is not None:
+                imported = import_records(study, self.records, {p.name: p.bounds for p in self.space})
+                if imported:
+                    log.info("study %s: %d trials from the records in %s", self.study_name, imported, self.records)
             requeued = requeue_interrupted(study)
             if requeued:
                 log.info("study %s: trials %s were interrupted; their points run again", self.study_name, requeued)
@@ -117,13 +126,19 @@ class ParetoSearch(Sweeper):
                 self.validate_batch_is_legal(batch)
                 results = self.launcher.launch(batch, initial_job_idx=trials[0].number)
                 for trial, _ in zip(trials, results, strict=True):
-                    values, why = trial_values(Path(trial.user_attrs[RUN_DIR]), self.objectives)
+                    run_dir = Path(trial.user_attrs[RUN_DIR])
+                    values, why = trial_values(run_dir, self.objectives)
                     if values is None:
                         trial.set_user_attr(REASON, why)
                         study.tell(trial, state=TrialState.FAIL)
                         log.warning("trial %d failed: %s", trial.number, why)
                     else:
                         study.tell(trial, values)
+                    if self.records is not None:
+                        state = TrialState.FAIL if values is None else TrialState.COMPLETE
+                        save_trial_record(
+                            self.records, study.trials[trial.number], state, values, read_results(run_dir)
+                        )
                 returns.append(results)
         return returns
 
