@@ -94,8 +94,14 @@ def test_a_signal_that_a_library_swallows_still_ends_the_cli_interrupted(capsys:
             pass
         return "done"
 
-    with pytest.raises(SystemExit) as stop:
-        cli.run_cli(task, ["prog"])
+    # A background job (nohup, CI under `&`) starts with SIGINT ignored, and then Ctrl-C rightly does
+    # nothing: this test is about the handler, so it gives itself Python's default first.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(SystemExit) as stop:
+            cli.run_cli(task, ["prog"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert stop.value.code == 130
     assert capsys.readouterr().err.strip().splitlines() == ["error: interrupted by Ctrl-C"]
 

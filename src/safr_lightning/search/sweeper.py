@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.trial import TrialState
 
 from safr_lightning.errors import SAFRError
+from safr_lightning.files import write_text_atomic
 from safr_lightning.search.space import parse_space
 from safr_lightning.search.study import (
     OVERRIDES,
@@ -106,7 +107,7 @@ class ParetoSearch(Sweeper):
         self._check_arguments(arguments)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        write_text_atomic(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))
         url = storage_url(sweep_dir, self.storage)
         returns = []
         with study_lock(sweep_dir):
