@@ -171,14 +171,13 @@ def test_a_lightning_error_that_names_no_key_of_ours_stays_a_bug(
 
 
 def test_a_search_trial_is_tagged_with_its_number(make_cfg: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
-    from types import SimpleNamespace
-
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
 
     from safr_lightning import experiment
 
     cfg = make_cfg()
     assert not [t for t in experiment.run_tags(cfg) if t.startswith(("search=", "trial="))]
     monkeypatch.setattr(experiment, "_hydra_choice", lambda group: "pareto" if group == "hparams_search" else None)
-    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: SimpleNamespace(job=SimpleNamespace(num=7))))
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: OmegaConf.create({"job": {"num": 7}})))
     assert {"search=pareto", "trial=7"} <= set(experiment.run_tags(cfg))

@@ -122,7 +122,7 @@ def run_tags(cfg: DictConfig) -> list[str]:
     if search:  # a λ-search trial: its number is the job's (and the Optuna trial's)
         from hydra.core.hydra_config import HydraConfig
 
-        tags += [f"search={search}", f"trial={HydraConfig.get().job.num}"]
+        tags += [f"search={search}", f"trial={OmegaConf.select(HydraConfig.get(), 'job.num', default='-')}"]
     debug = _hydra_choice("debug")
     if debug:  # a smoke run must never be read as a result
         tags += ["debug", f"debug={debug}"]

@@ -151,6 +151,12 @@ def _run_job(
     raise_received_signal()  # one that Hydra's composing swallowed: stop before the job starts
     if not multirun:  # a bad value costs one line and leaves no run folder behind
         try:
+            search = hydra_cfg.runtime.choices.get("hparams_search")
+            if search not in (None, "null"):
+                raise ConfigError(
+                    f"hparams_search={search} is a study of many runs: add -m "
+                    f"(python -m safr_lightning.train -m hparams_search={search})"
+                )
             validate(cfg)
             resolve_resume(cfg.ckpt_path, run_dir)
         except SAFRError as exc:

@@ -21,15 +21,23 @@ def test_the_band_below_low_means_zero_and_the_rest_is_log_uniform() -> None:
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"optim.lr": {"low": 1e-4, "high": 1e-2}}, "searchable keys are lambda.imp, lambda.inter"),
-        ({"lambda.imp": {"low": 1.0, "high": 0.1}}, "0 < low < high"),
-        ({"lambda.imp": {"low": 0.0, "high": 1.0}}, "0 < low < high"),
-        ({"lambda.imp": {"low": 0.1, "high": 1.0, "zero": -1}}, "zero >= 0"),
-        ({"lambda.imp": {"low": 0.1, "high": float("nan")}}, "0 < low < high"),
-        ({"lambda.imp": {"high": 1.0}}, "expected {low, high, zero} numbers"),
+        ({"lambda.imp": {"low": 1e-4, "high": 1e-2}}, "searchable keys are imp, inter"),
+        ({"imp": {"low": 1.0, "high": 0.1}}, "0 < low < high"),
+        ({"imp": {"low": 0.0, "high": 1.0}}, "0 < low < high"),
+        ({"imp": {"low": 0.1, "high": 1.0, "zero": -1}}, "zero >= 0"),
+        ({"imp": {"low": 0.1, "high": float("nan")}}, "0 < low < high"),
+        ({"imp": {"high": 1.0}}, "expected {low, high, zero} numbers"),
         ({}, "nothing to search"),
     ],
 )
 def test_a_bad_space_is_one_clear_error(params: dict, message: str) -> None:
     with pytest.raises(SAFRError, match=message.replace("(", r"\(").replace("{", r"\{")):
         parse_space(params)
+
+
+def test_the_params_name_the_lambdas() -> None:
+    space = parse_space({"imp": {"low": 0.01, "high": 1.0}, "inter": {"low": 0.1, "high": 10.0, "zero": 0}})
+    assert [(p.key, p.name, p.zero) for p in space] == [
+        ("lambda.imp", "log10_lambda.imp", 1.0),
+        ("lambda.inter", "log10_lambda.inter", 0.0),
+    ]

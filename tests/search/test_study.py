@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from safr_lightning.errors import SAFRError
 from safr_lightning.search.report import front_of, load_trials
-from safr_lightning.search.study import REASON, RUN_DIR, Objective, parse_objectives
+from safr_lightning.search.study import REASON, RUN_DIR, Objective, parse_objectives, trial_values
 from tests.cli_runs import run_train, start_train
 
 STUDY = [
@@ -86,9 +86,11 @@ def test_a_killed_study_continues_to_n_trials_with_validation_objectives(tmp_pat
     for number, v in values.items():
         beaten = any(w[0] >= v[0] and w[1] >= v[1] and w != v for w in values.values())
         assert (number in front) == (not beaten)
-    # A finished study relaunched runs nothing more.
+    # A finished study relaunched runs nothing more; one with another configuration is refused.
     again = run_train(*args, timeout=300)
     assert again.returncode == 0 and len(trials_of(sweep_dir)) == len(trials)
+    other = run_train(*args, "optim.lr=0.002", timeout=300)
+    assert other.returncode != 0 and "was started with overrides" in other.stderr and "Traceback" not in other.stderr
 
     # A new machine: the sweep folder is gone, the committed records are left; one more trial.
     assert sorted(p.name for p in records.glob("trial_*.json")) == [f"trial_{t.number:04d}.json" for t in complete]
@@ -141,6 +143,9 @@ def test_objectives_are_validation_numbers_only() -> None:
         (["hydra.sweeper.sampler=cmaes"], "expected one of tpe, nsga2, random"),
         (["hydra.sweeper.objectives=[val/acc,test/acc]"], "never reads a test number"),
         (["hydra.sweeper.n_trials=0"], "n_trials >= 1"),
+        (["srs.final_val=false"], "needs srs.enabled=true and srs.final_val=true"),
+        (["hydra.sweeper.objectives=[val/acc,val/srs@25]"], "does not compute k = 25"),
+        (["hydra.sweeper.objectives=[val/acc,val/srs@x]"], "k after @ must be in (0, 100)"),
     ],
 )
 def test_a_bad_search_is_one_line(tmp_path: Path, extra: list[str], message: str) -> None:
@@ -157,3 +162,38 @@ def test_the_cli_module_runs(tmp_path: Path) -> None:
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert done.returncode == 2 and "has no study.db" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_hparams_search_without_multirun_is_one_line(tmp_path: Path) -> None:
+    done = run_train(*STUDY[1:], f"paths.output_dir={tmp_path}", timeout=120)
+    assert done.returncode != 0 and "add -m" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_folder_holding_another_run_does_not_answer_for_the_trial(tmp_path: Path) -> None:
+    """A refused job leaves the folder's earlier run: its numbers must not become the trial's."""
+    results = {"status": "ok", "lambda": {"imp": 0.1, "inter": 0.1},
+               "val": {"final": {"acc": 0.8, "srs": {"30": 12.0}}}}  # fmt: skip
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    objectives = parse_objectives(["val/acc", "val/srs@30"])
+    assert trial_values(tmp_path, objectives, {"lambda.imp": 0.1, "lambda.inter": 0.1}) == ([0.8, 12.0], "")
+    values, why = trial_values(tmp_path, objectives, {"lambda.imp": 0.2, "lambda.inter": 0.1})
+    assert values is None and "holds a run with lambda.imp=0.1, not 0.2" in why
+
+
+def test_records_of_another_study_or_configuration_are_refused(tmp_path: Path) -> None:
+    from safr_lightning.search.study import check_identity, import_records
+
+    identity = {"overrides": ["dataset=sst2"], "objectives": ["val/acc", "val/srs@30"], "space": {}}
+    study = optuna.create_study(study_name="pareto_sst2_exact", directions=["maximize", "maximize"])
+    check_identity(study, identity, "memory")
+    record = {"study": "pareto_sst2_paper", "identity": identity, "number": 0, "state": "COMPLETE", "params": {},
+              "values": [0.5, 1.0], "user_attrs": {}}  # fmt: skip
+    (tmp_path / "trial_0000.json").write_text(json.dumps(record))
+    with pytest.raises(SAFRError, match="belongs to study 'pareto_sst2_paper'"):
+        import_records(study, tmp_path, {})
+    other = {**identity, "overrides": ["dataset=sst2", "optim.lr=0.01"]}
+    (tmp_path / "trial_0000.json").write_text(json.dumps({**record, "study": "pareto_sst2_exact", "identity": other}))
+    with pytest.raises(SAFRError, match=r"another hydra\.sweeper\.records"):
+        import_records(study, tmp_path, {})
+    with pytest.raises(SAFRError, match="was started with overrides"):
+        check_identity(study, other, "memory")

@@ -25,7 +25,7 @@ class ParetoSweeperConf:
     objectives: list[str] = field(default_factory=lambda: ["val/acc", "val/srs@30"])
     params: dict[str, Any] = field(
         default_factory=lambda: {
-            "lambda.imp": {"low": 0.001, "high": 100.0, "zero": 1.0},
-            "lambda.inter": {"low": 0.001, "high": 100.0, "zero": 1.0},
+            "imp": {"low": 0.001, "high": 100.0, "zero": 1.0},  # lambda.imp
+            "inter": {"low": 0.001, "high": 100.0, "zero": 1.0},  # lambda.inter
         }
     )

@@ -188,7 +188,10 @@ class GridRow:
 
 def grid_rows(path: Path, k: float) -> list[GridRow]:
     """Table 6's rows (mean over seeds) from a committed table's json (sweep.export)."""
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SAFRError(f"--grid {path}: not a readable table json ({exc})") from exc
     groups: dict[tuple[str, float, float], list[dict[str, Any]]] = {}
     for record in data.get("records", []):
         r = record["results"]
@@ -406,15 +409,16 @@ def draw(report: dict[str, Any]):
             p["test_acc"]["std"],
         )
         for p in report["front"]
-        if p["test_acc"]["mean"] is not None
+        if p["test_acc"]["mean"] is not None and p[key]["mean"] is not None
     ]
     grid = [
         Point(g["label"], g[key]["mean"], g["test_acc"]["mean"], g[key]["std"], g["test_acc"]["std"])
         for g in report["grid"]
-        if g["label"] != "Baseline" and g["test_acc"]["mean"] is not None
+        if g["label"] != "Baseline" and g["test_acc"]["mean"] is not None and g[key]["mean"] is not None
     ]
     base = next((g for g in report["grid"] if g["label"] == "Baseline"), None)
-    baseline = Point("Baseline", base[key]["mean"], base["test_acc"]["mean"]) if base else None
+    shown = base is not None and None not in (base[key]["mean"], base["test_acc"]["mean"])
+    baseline = Point("Baseline", base[key]["mean"], base["test_acc"]["mean"]) if shown else None
     return draw_pareto(trials, front, grid, baseline, report["name"], k)
 
 

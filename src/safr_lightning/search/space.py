@@ -15,7 +15,7 @@ from typing import Any
 
 from safr_lightning.errors import SAFRError
 
-SEARCHABLE = ("lambda.imp", "lambda.inter")
+SEARCHABLE = ("imp", "inter")  # hydra.sweeper.params.<name>: lambda.<name>
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,10 @@ class LogParam:
 def parse_space(params: Mapping[str, Any]) -> list[LogParam]:
     """``hydra.sweeper.params`` → the search space; one clear error for a bad entry."""
     space = []
-    for key, spec in params.items():
-        where = f"hydra.sweeper.params.{key}"
-        if key not in SEARCHABLE:
+    for name, spec in params.items():
+        where = f"hydra.sweeper.params.{name}"
+        key = f"lambda.{name}"
+        if name not in SEARCHABLE:
             raise SAFRError(f"invalid config: {where}: searchable keys are {', '.join(SEARCHABLE)}")
         try:
             low, high, zero = float(spec["low"]), float(spec["high"]), float(spec.get("zero", 1.0))

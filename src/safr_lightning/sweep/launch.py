@@ -126,9 +126,10 @@ def summary_line(outcomes: list[Outcome], sweep_dir: Path) -> str:
 STUDY_SWEEPER = "safr_pareto_sweeper"
 
 
-def study_summary_line(outcomes: list[Outcome], sweep_dir: Path) -> str:
+def study_summary_line(outcomes: list[Outcome], sweep_dir: Path, no_objective: int = 0) -> str:
     counts = Counter(o.status for o in outcomes)
     parts = [f"{counts[s]} {s}" for s in ORDER if counts[s] or s in (OK, FAILED)]
+    parts += [f"{no_objective} without objectives"] if no_objective else []
     ran = f"{plural(len(outcomes), 'trial')} in this launch: {', '.join(parts)}" if outcomes else \
         "no trial to run (the study has its n_trials)"  # fmt: skip
     return f"study: {ran}; report: python -m safr_lightning.search {sweep_dir}"
@@ -140,6 +141,7 @@ class _Launch:
     id: str | None = None
     summary: str | None = None
     exit_code: int = 0
+    failed_by_sweeper: int = 0  # trials a study's sweeper failed although their job ended (no objective)
 
 
 # The launch this process started last (the CLI reads its exit code after Hydra returns).
@@ -152,7 +154,7 @@ class LaunchSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         LAST.sweep_dir = Path(str(config.hydra.sweep.dir))
         LAST.id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
-        LAST.summary, LAST.exit_code = None, 0
+        LAST.summary, LAST.exit_code, LAST.failed_by_sweeper = None, 0, 0
         os.environ[LAUNCH_ENV] = LAST.id
         try:
             write_text_atomic(LAST.sweep_dir / LAUNCHES_DIR / CURRENT, LAST.id + "\n")
@@ -166,8 +168,9 @@ class LaunchSummary(Callback):
             # A study's trials are numbered across launches and it alone knows which it started: this
             # launch's outcome files (a relaunch of a finished study starts none, and that is fine).
             outcomes = sorted(read_outcomes(LAST.sweep_dir, LAST.id).values(), key=lambda o: o.num)
-            LAST.summary = study_summary_line(outcomes, LAST.sweep_dir)
-            LAST.exit_code = 0 if all(o.status == OK for o in outcomes) else EXIT_JOBS_FAILED
+            LAST.summary = study_summary_line(outcomes, LAST.sweep_dir, LAST.failed_by_sweeper)
+            ok = all(o.status == OK for o in outcomes) and not LAST.failed_by_sweeper
+            LAST.exit_code = 0 if ok else EXIT_JOBS_FAILED
             end_launch()
             return
         outcomes = launch_outcomes(LAST.sweep_dir, LAST.id, None)
