@@ -6,11 +6,13 @@ function is called for the N-th time, so each case lands at the same place on ev
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -232,3 +234,34 @@ def test_signals_deferred_holds_a_signal_until_the_block_ends() -> None:
     assert done == ["inner block finished", "outer block finished"]
     assert cli.received_signal() == signal.SIGTERM
     cli._received.clear()
+
+
+def test_a_signal_raised_where_python_cannot_propagate_it_prints_no_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by the start-up loop: SIGTERM inside a generator that the garbage collector was closing
+    (ANTLR's lexer, while Hydra parsed an override) printed "Exception ignored in ..." + a traceback."""
+
+    def closing(raise_in_finally: Callable[[], None]) -> Iterator[int]:
+        try:
+            yield 1
+        finally:
+            raise_in_finally()
+
+    def bug() -> None:
+        raise ValueError("a real bug")
+
+    cli.take_signals()
+    shown: list[BaseException] = []  # what reaches the hook that prints "Exception ignored in"
+    monkeypatch.setattr(cli, "_previous_unraisablehook", lambda unraisable: shown.append(unraisable.exc_value))
+    assert sys.unraisablehook is cli._signal_aware_unraisablehook
+    try:
+        for raise_in_finally in (lambda: cli._raise_terminated(signal.SIGTERM, None), bug):
+            generator = closing(raise_in_finally)
+            next(generator)
+            del generator  # finalised here: its exception cannot propagate
+            gc.collect()
+        assert cli.received_signal() == signal.SIGTERM
+        assert [type(e) for e in shown] == [ValueError]  # the signal's is left out, a real bug still shows
+    finally:
+        cli._received.clear()

@@ -252,6 +252,19 @@ def signals_deferred() -> Iterator[None]:
 _deferring: list[bool] = []
 
 
+def _signal_aware_unraisablehook(unraisable: Any) -> None:
+    """A signal's exception raised where Python cannot let it propagate (a generator finalised by the
+    garbage collector, a ``__del__``): it is recorded already and the CLI reports it in its one line,
+    so Python's "Exception ignored in ..." traceback is left out. Anything else goes to the hook
+    that was there before."""
+    if isinstance(unraisable.exc_value, (Terminated, KeyboardInterrupt)) and received_signal() is not None:
+        return
+    _previous_unraisablehook(unraisable)
+
+
+_previous_unraisablehook: Callable[[Any], None] = sys.unraisablehook
+
+
 def take_signals() -> None:
     """The imports are done: Ctrl-C raises ``KeyboardInterrupt`` again, SIGTERM :class:`Terminated`.
 
@@ -262,6 +275,10 @@ def take_signals() -> None:
     """
     if threading.current_thread() is not threading.main_thread():
         return
+    global _previous_unraisablehook
+    if sys.unraisablehook is not _signal_aware_unraisablehook:
+        _previous_unraisablehook = sys.unraisablehook
+        sys.unraisablehook = _signal_aware_unraisablehook
     if signal.getsignal(signal.SIGINT) in (_interrupted_while_starting, signal.default_int_handler):
         signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     if signal.getsignal(signal.SIGTERM) in (_interrupted_while_starting, signal.SIG_DFL):
