@@ -27,7 +27,15 @@ from safr_lightning.errors import SAFRError
 from safr_lightning.files import write_text_atomic
 from safr_lightning.results import value_at_k
 from safr_lightning.search.front import dominates, pareto_front
-from safr_lightning.search.study import OVERRIDES, REASON, RUN_DIR, read_results, read_trial_records, storage_url
+from safr_lightning.search.study import (
+    OVERRIDES,
+    REASON,
+    RUN_DIR,
+    read_json,
+    read_results,
+    read_trial_records,
+    storage_url,
+)
 from safr_lightning.sweep.table import Stat, mean_std
 
 RETEST_DIR = "retest"
@@ -128,13 +136,6 @@ def _tested(results: dict[str, Any] | None) -> dict[str, Any] | None:
 RETEST_RECORD = "retest_{:04d}_s{}.json"
 
 
-def read_results_file(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def retest_results(sweep_dir: Path, trial: Trial, seed: int, records: Path | None) -> dict[str, Any] | None:
     """Seed ``seed``'s tested run of ``trial``: the trial's own run when it used that seed, else the
     re-test's folder, else its committed record."""
@@ -143,7 +144,7 @@ def retest_results(sweep_dir: Path, trial: Trial, seed: int, records: Path | Non
         return own
     found = _tested(read_results(sweep_dir / RETEST_DIR / f"{trial.number}_s{seed}"))
     if found is None and records is not None:
-        found = _tested(read_results_file(records / RETEST_RECORD.format(trial.number, seed)))
+        found = _tested(read_json(records / RETEST_RECORD.format(trial.number, seed)))
     return found
 
 

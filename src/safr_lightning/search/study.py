@@ -178,11 +178,16 @@ def finished_count(study: optuna.Study) -> int:
     return sum(counted(t) for t in study.get_trials(deepcopy=False))
 
 
-def read_results(run_dir: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A json file's content; None when it is missing or unreadable."""
     try:
-        return json.loads((run_dir / "results.json").read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def read_results(run_dir: Path) -> dict[str, Any] | None:
+    return read_json(run_dir / "results.json")
 
 
 def trial_values(
