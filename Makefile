@@ -66,7 +66,7 @@ table: $(STAMP)
 search: $(STAMP)
 	-$(PY) -m safr_lightning.train --multirun hparams_search=pareto hydra/launcher=$(LAUNCHER) hydra.sweeper.records=docs/results/$(SEARCH_NAME) \
 		$(if $(N_TRIALS),hydra.sweeper.n_trials=$(N_TRIALS)) $(if $(N_JOBS),hydra.sweeper.n_jobs=$(N_JOBS) hydra.launcher.n_jobs=$(N_JOBS)) $(OVERRIDES)
-	$(PY) -m safr_lightning.search $(SEARCH_DIR) --retest --name $(SEARCH_NAME) $(if $(GRID),--grid $(GRID))
+	$(PY) -m safr_lightning.search $(SEARCH_DIR) --retest --name $(SEARCH_NAME) $(if $(GRID),--grid $(GRID)) $(if $(N_JOBS),--jobs $(N_JOBS))
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

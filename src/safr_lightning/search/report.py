@@ -5,8 +5,9 @@ and a figure against the paper's grid.
     python -m safr_lightning.search SWEEP_DIR --retest        # train + test each front point with seeds 0, 1, 2
     python -m safr_lightning.search SWEEP_DIR --name sst2_pareto_exact   # docs/results/<name>.{md,csv,json,png}
 
-Re-tests are single runs in ``SWEEP_DIR/retest/<trial>_s<seed>``; one that finished is not run
-again (a trial run with the same seed is reused), so ``--retest`` continues where it stopped.
+Re-tests are single runs in ``SWEEP_DIR/retest/<trial>_s<seed>``, ``--jobs`` at a time; one that
+finished is not run again (a trial run with the same seed is reused), so ``--retest`` continues
+where it stopped.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import argparse
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,7 @@ from safr_lightning.search.study import (
     read_trial_records,
     storage_url,
 )
+from safr_lightning.sweep.export import compact
 from safr_lightning.sweep.table import Stat, mean_std
 
 RETEST_DIR = "retest"
@@ -148,27 +152,38 @@ def retest_results(sweep_dir: Path, trial: Trial, seed: int, records: Path | Non
     return found
 
 
-def run_retests(sweep_dir: Path, front: Sequence[Trial], seeds: Sequence[int], records: Path | None) -> list[str]:
-    from safr_lightning.sweep.export import compact
+def run_retests(
+    sweep_dir: Path, front: Sequence[Trial], seeds: Sequence[int], records: Path | None, jobs: int = 1,
+    threads: int | None = None,
+) -> list[str]:  # fmt: skip
+    """Train and test every (front trial, seed) without a tested run, ``jobs`` at a time.
 
-    lines = []
-    for trial in front:
-        for seed in seeds:
-            run_dir = sweep_dir / RETEST_DIR / f"{trial.number}_s{seed}"
-            if retest_results(sweep_dir, trial, seed, records) is not None:
-                continue
-            command = [sys.executable, "-m", "safr_lightning.train", *retest_overrides(trial, seed, run_dir)]
-            if (run_dir / "checkpoints" / "last.ckpt").is_file():
-                command.append(f"ckpt_path={run_dir}")
-            done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            last = (done.stderr.strip().splitlines() or [""])[-1]
-            tested = _tested(read_results(run_dir)) if done.returncode == 0 else None
-            if tested is not None and records is not None:
-                path = records / RETEST_RECORD.format(trial.number, seed)
-                write_text_atomic(path, json.dumps(compact(tested), indent=1) + "\n")
-            lines.append(f"trial {trial.number} seed {seed}: " + ("ok" if done.returncode == 0 else f"failed ({last})"))
-            print(lines[-1], flush=True)
-    return lines
+    With ``jobs`` > 1 each run gets ``threads`` torch threads (default: the cores divided by ``jobs``),
+    so that processes × threads stays within the machine; one job keeps the caller's setting.
+    Each finished re-test is recorded at once (``records``), whatever the others do.
+    """
+    todo = [(t, seed) for t in front for seed in seeds if retest_results(sweep_dir, t, seed, records) is None]
+    if jobs > 1 and threads is None:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
+
+    def one(trial: Trial, seed: int) -> str:
+        run_dir = sweep_dir / RETEST_DIR / f"{trial.number}_s{seed}"
+        command = [sys.executable, "-m", "safr_lightning.train", *retest_overrides(trial, seed, run_dir)]
+        if (run_dir / "checkpoints" / "last.ckpt").is_file():
+            command.append(f"ckpt_path={run_dir}")
+        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        last = (done.stderr.strip().splitlines() or [""])[-1]
+        tested = _tested(read_results(run_dir)) if done.returncode == 0 else None
+        if tested is not None and records is not None:
+            path = records / RETEST_RECORD.format(trial.number, seed)
+            write_text_atomic(path, json.dumps(compact(tested), indent=1) + "\n")
+        line = f"trial {trial.number} seed {seed}: " + ("ok" if done.returncode == 0 else f"failed ({last})")
+        print(line, flush=True)
+        return line
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(lambda pair: one(*pair), todo))
 
 
 def _test_point(results: Sequence[dict[str, Any]], k: float) -> tuple[Stat, Stat]:
@@ -429,6 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--storage", default=None, help="the study's storage URL (default: SWEEP_DIR/study.db)")
     parser.add_argument("--retest", action="store_true", help="train and test each front point with --seeds")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--jobs", type=int, default=1, help="re-tests at once (torch threads: cores // jobs)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per re-test")
     parser.add_argument("--name", default=None, help="write docs/results/<name>.{md,csv,json} and <name>.png")
     parser.add_argument("--results", type=Path, default=Path("docs/results"))
     parser.add_argument("--grid", type=Path, default=None, help="the committed Table 6 json to overlay")
@@ -440,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="committed trial records (hydra.sweeper.records); re-tests are recorded there too",
     )
     args = parser.parse_args(argv)
+    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
+        parser.error("--jobs and --threads must be at least 1")
 
     def body() -> int:
         records = args.records or _records_of(args.sweep_dir)
@@ -453,7 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{'*' if t.number in on_front else ' '} {t.number:4d} {t.state:8s} {lam:24s} {val}")
         failed = []
         if args.retest:
-            failed = [line for line in run_retests(args.sweep_dir, front, args.seeds, records) if "failed" in line]
+            lines = run_retests(args.sweep_dir, front, args.seeds, records, args.jobs, args.threads)
+            failed = [line for line in lines if "failed" in line]
         if args.name:
             for trial in front:
                 found = (retest_results(args.sweep_dir, trial, seed, records) for seed in args.seeds)

@@ -1,0 +1,71 @@
+"""After a study: the front re-trained with seeds, in parallel, recorded, and its test means reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from safr_lightning.search.report import RETEST_DIR, RETEST_RECORD, front_of, load_trials
+from tests.cli_runs import CLI_ENV, run_train
+from tests.search.test_study import STUDY
+
+
+def search(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in {**os.environ, **CLI_ENV}.items() if v is not None}
+    env.pop("OMP_NUM_THREADS", None)  # --jobs chooses the re-tests' threads
+    return subprocess.run([sys.executable, "-m", "safr_lightning.search", *args], capture_output=True, text=True,
+                          env=env, timeout=600)  # fmt: skip
+
+
+def test_the_front_is_retested_with_seeds_in_parallel_and_recorded(tmp_path: Path) -> None:
+    records = tmp_path / "records"
+    done = run_train(*STUDY, f"paths.multirun_dir={tmp_path}", f"hydra.sweeper.records={records}",
+                     "hydra.sweeper.n_trials=3", timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    sweep_dir = tmp_path / "search" / "pareto_synthetic_exact"
+    front = front_of(load_trials(sweep_dir)[2])
+    assert front
+
+    report_dir = tmp_path / "report"
+    first = search(str(sweep_dir), "--retest", "--seeds", "0", "1", "--jobs", "2", "--name", "r",
+                   "--results", str(report_dir))  # fmt: skip
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout.count(": ok") == 2 * len(front)
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    report = json.loads((report_dir / "r.json").read_text())
+    points = {p["trial"]: p for p in report["front"]}
+    assert set(points) == {t.number for t in front}
+    for trial in front:
+        tested = []
+        for seed in (0, 1):
+            record = json.loads((records / RETEST_RECORD.format(trial.number, seed)).read_text())
+            assert record["seed"] == seed and record["status"] == "ok"
+            assert record["lambda"] == {"imp": trial.imp, "inter": trial.inter}
+            assert record["machine"]["threads"] == threads  # cores // jobs, not the caller's setting
+            tested.append(record)
+        point = points[trial.number]
+        assert point["seeds"] == 2
+        assert point["test_acc"]["mean"] == pytest.approx(statistics.mean(100 * r["test"]["acc"] for r in tested))
+        srs = [r["test"]["srs"]["30"] for r in tested]
+        assert point["test_srs@30"]["mean"] == pytest.approx(statistics.mean(srs))
+
+    # Finished re-tests are not run again; from the records alone (no retest folders) the report is the same.
+    again = search(str(sweep_dir), "--retest", "--seeds", "0", "1", "--jobs", "2")
+    assert again.returncode == 0 and ": ok" not in again.stdout, again.stdout
+    shutil.rmtree(sweep_dir / RETEST_DIR)
+    rebuilt = search(str(sweep_dir), "--seeds", "0", "1", "--name", "r2", "--results", str(report_dir))
+    assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+    assert json.loads((report_dir / "r2.json").read_text())["front"] == report["front"]
+
+
+@pytest.mark.parametrize("bad", [["--jobs", "0"], ["--threads", "0"]])
+def test_retest_jobs_and_threads_must_be_positive(tmp_path: Path, bad: list[str]) -> None:
+    done = search(str(tmp_path), "--retest", *bad)
+    assert done.returncode == 2 and "must be at least 1" in done.stderr and "Traceback" not in done.stderr
