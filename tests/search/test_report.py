@@ -69,3 +69,29 @@ def test_the_front_is_retested_with_seeds_in_parallel_and_recorded(tmp_path: Pat
 def test_retest_jobs_and_threads_must_be_positive(tmp_path: Path, bad: list[str]) -> None:
     done = search(str(tmp_path), "--retest", *bad)
     assert done.returncode == 2 and "must be at least 1" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("url", ["bogus://x", "sqlite:///{tmp}/no/such/dir/study.db", "sqlite:///{tmp}/not_a_db"])
+def test_a_storage_that_cannot_be_opened_is_one_line(tmp_path: Path, url: str) -> None:
+    (tmp_path / "not_a_db").write_text("plain text\n")
+    url = url.format(tmp=tmp_path)
+    done = search(str(tmp_path), "--storage", url)
+    assert done.returncode != 0 and f"cannot open the study storage '{url}'" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_storage_with_several_studies_needs_study(tmp_path: Path) -> None:
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    for name in ("a", "b"):
+        study = optuna.create_study(study_name=name, storage=url, directions=["maximize", "maximize"])
+        study.add_trial(
+            optuna.trial.create_trial(params={}, distributions={}, values=[0.5, 1.0 if name == "a" else 2.0])
+        )
+    several = search(str(tmp_path), "--storage", url)
+    assert several.returncode != 0 and "holds 2 studies (a, b); choose one with --study" in several.stderr
+    chosen = search(str(tmp_path), "--storage", url, "--study", "b")
+    assert chosen.returncode == 0 and "study b: 1 trials" in chosen.stdout, chosen.stderr
+    unknown = search(str(tmp_path), "--storage", url, "--study", "c")
+    assert unknown.returncode != 0 and "has no study 'c' (it holds: a, b)" in unknown.stderr

@@ -146,6 +146,7 @@ def test_objectives_are_validation_numbers_only() -> None:
         (["srs.final_val=false"], "needs srs.enabled=true and srs.final_val=true"),
         (["hydra.sweeper.objectives=[val/acc,val/srs@25]"], "does not compute k = 25"),
         (["hydra.sweeper.objectives=[val/acc,val/srs@x]"], "k after @ must be in (0, 100)"),
+        (["hydra.sweeper.storage=bogus://x"], "cannot open the study storage 'bogus://x'"),
     ],
 )
 def test_a_bad_search_is_one_line(tmp_path: Path, extra: list[str], message: str) -> None:

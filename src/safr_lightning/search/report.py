@@ -34,6 +34,7 @@ from safr_lightning.search.study import (
     OVERRIDES,
     REASON,
     RUN_DIR,
+    open_storage,
     read_json,
     read_results,
     read_trial_records,
@@ -71,18 +72,22 @@ class Trial:
 
 
 def load_trials(
-    sweep_dir: Path, storage: str | None = None, records: Path | None = None
+    sweep_dir: Path, storage: str | None = None, records: Path | None = None, study_name: str | None = None
 ) -> tuple[str, list[str], list[Trial]]:
-    """The study in ``sweep_dir`` (its only one): name, objective names, trials."""
+    """The study in ``sweep_dir`` (``study_name``, needed only when the storage holds several): name,
+    objective names, trials."""
     import optuna
 
     url = storage_url(sweep_dir, storage)
     if storage is None and not (sweep_dir / "study.db").is_file():
         raise SAFRError(f"{sweep_dir} has no study.db: not the sweep dir of hparams_search=pareto")
-    names = optuna.get_all_study_names(storage=url)
-    if len(names) != 1:
-        raise SAFRError(f"{url} holds {len(names)} studies ({', '.join(names)}); expected one")
-    study = optuna.load_study(study_name=names[0], storage=url)
+    store = open_storage(url)
+    names = optuna.get_all_study_names(storage=store)
+    if study_name is not None and study_name not in names:
+        raise SAFRError(f"{url} has no study {study_name!r} (it holds: {', '.join(names) or 'none'})")
+    if study_name is None and len(names) != 1:
+        raise SAFRError(f"{url} holds {len(names)} studies ({', '.join(names)}); choose one with --study")
+    study = optuna.load_study(study_name=study_name or names[0], storage=store)
     config = (sweep_dir / "multirun.yaml").read_text() if (sweep_dir / "multirun.yaml").is_file() else ""
     objectives = _objectives(config) or [f"objective {i}" for i in range(len(study.directions))]
     trials = [
@@ -101,7 +106,7 @@ def load_trials(
     recorded = read_trial_records(records) if records is not None and records.is_dir() else {}
     for trial in trials:
         trial.recorded = (recorded.get(trial.number) or {}).get("results")
-    return names[0], objectives, trials
+    return study.study_name, objectives, trials
 
 
 def _records_of(sweep_dir: Path) -> Path | None:
@@ -442,6 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m safr_lightning.search", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--storage", default=None, help="the study's storage URL (default: SWEEP_DIR/study.db)")
+    parser.add_argument("--study", default=None, help="the study's name, when the storage holds several")
     parser.add_argument("--retest", action="store_true", help="train and test each front point with --seeds")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--jobs", type=int, default=1, help="re-tests at once (torch threads: cores // jobs)")
@@ -462,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         records = args.records or _records_of(args.sweep_dir)
-        study, objectives, trials = load_trials(args.sweep_dir, args.storage, records)
+        study, objectives, trials = load_trials(args.sweep_dir, args.storage, records, args.study)
         front = front_of(trials)
         on_front = {t.number for t in front}
         print(f"study {study}: {len(trials)} trials, {len(front)} on the validation front ({', '.join(objectives)})")

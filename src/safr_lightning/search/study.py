@@ -139,9 +139,20 @@ def study_lock(sweep_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """Optuna's storage at ``url``; one it cannot open (an unknown scheme, a file that is not a
+    database, a folder that does not exist) is one line naming the URL."""
+    try:
+        return optuna.storages.get_storage(url)
+    except Exception as exc:  # SQLAlchemy's errors, ImportError of a dialect, ValueError of a URL
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SAFRError(f"cannot open the study storage {url!r}: {first}") from exc
+
+
 def open_study(name: str, url: str, directions: Sequence[str]) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=name, storage=url, directions=list(directions), load_if_exists=True)
+    storage = open_storage(url)
+    study = optuna.create_study(study_name=name, storage=storage, directions=list(directions), load_if_exists=True)
     if [d.name.lower() for d in study.directions] != [d.lower() for d in directions]:
         raise SAFRError(
             f"study {name!r} in {url} optimises {[d.name.lower() for d in study.directions]}, not {list(directions)}: "
