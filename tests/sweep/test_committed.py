@@ -19,6 +19,7 @@ def run_dir(root: Path, name: str, dataset: str, row: str, seed: int, fidelity: 
     results = fake_results(rng, dataset, model, imp, inter, seed)
     results["fidelity"] = {"mode": fidelity}
     results["machine"] = {"threads": 1}
+    results["precision"] = {"requested": "32-true", "used": "32-true", "why": "set by trainer.precision"}
     path = root / name
     path.mkdir(parents=True)
     (path / "results.json").write_text(json.dumps(results))
@@ -79,6 +80,7 @@ def test_the_table_is_rendered_from_the_records_so_far_and_says_n(tmp_path: Path
             if line.startswith("| ") and " | " in line and not line.startswith("| Model")}  # fmt: skip
     assert rows == {"Baseline": "2", "λ_imp=0.1, λ_inter=1": "1"}
     assert "3 of 9 jobs finished; 6 still to run" in table
+    assert "torch threads per job: 1; precision: 32-true." in table  # what each table must say
 
 
 def test_missing_jobs_get_the_thread_count_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -154,7 +154,9 @@ def render(plan: Plan, root: Path = RESULTS_DIR, readme: Path | None = None) -> 
         f"; {remaining} still to run (`python -m safr_lightning.sweep.committed {plan.name} --missing`)"
         if remaining else ""
     )  # fmt: skip
-    note += f"; torch threads per job: {', '.join(map(str, threads))}." if threads else "."
+    note += f"; torch threads per job: {', '.join(map(str, threads))}" if threads else ""
+    precisions = sorted({(r["results"].get("precision") or {}).get("used") for r in done.values()} - {None})
+    note += f"; precision: {', '.join(precisions)}." if precisions else "."
     command = f"python -m safr_lightning.sweep.committed {plan.name} --missing  # each job: python -m " \
               f"safr_lightning.train dataset=... +row=... seed=... fidelity=... logger=csv"  # fmt: skip
     export = build_export(plan.name, "ablation", [done[j.key] for j in plan.jobs if j.key in done],
