@@ -293,6 +293,9 @@ def user_message(exc: BaseException, inside_task: bool = False) -> str | None:
     """
     if isinstance(exc, SAFRError):
         return _one_line(str(exc))
+    if isinstance(exc, HydraException) and isinstance(exc.__cause__, SAFRError):
+        # Ours, raised while Hydra instantiated a plugin or target: not "Error in call to target ...".
+        return _one_line(str(exc.__cause__))
     hydra_own = isinstance(exc, (HydraException, OmegaConfBaseException))  # MissingConfigException is an IOError
     if isinstance(exc, OSError) and not hydra_own and not inside_task:  # Hydra making the run dir in vain
         return f"cannot write {exc.filename or 'the output dir'}: {exc.strerror or exc}"

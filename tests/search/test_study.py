@@ -153,6 +153,7 @@ def test_a_bad_search_is_one_line(tmp_path: Path, extra: list[str], message: str
     done = run_train(*STUDY, f"paths.multirun_dir={tmp_path}", *extra, timeout=120)
     assert done.returncode != 0 and message in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Error in call to target" not in done.stderr, done.stderr  # the sweeper's own words, not Hydra's wrapper
 
 
 def test_the_cli_module_runs(tmp_path: Path) -> None:
