@@ -95,3 +95,8 @@ def test_a_storage_with_several_studies_needs_study(tmp_path: Path) -> None:
     assert chosen.returncode == 0 and "study b: 1 trials" in chosen.stdout, chosen.stderr
     unknown = search(str(tmp_path), "--storage", url, "--study", "c")
     assert unknown.returncode != 0 and "has no study 'c' (it holds: a, b)" in unknown.stderr
+    named = search(str(tmp_path), "--storage", url, "--study", "b", "--name", "r", "--results", str(tmp_path))
+    assert named.returncode == 0, named.stderr
+    assert f"--storage {url} --study b" in json.loads((tmp_path / "r.json").read_text())["command"]
+    empty = search(str(tmp_path), "--storage", f"sqlite:///{tmp_path / 'empty.db'}")
+    assert empty.returncode != 0 and "holds no study" in empty.stderr

@@ -90,11 +90,15 @@ def test_missing_jobs_get_the_thread_count_asked_for(tmp_path: Path, monkeypatch
 
     seen: list[str] = []
 
-    def fake_run(command, env, **kwargs):  # a job that fails at once: no record, only the thread count matters
-        seen.append(env["OMP_NUM_THREADS"])
-        return subprocess.CompletedProcess(command, 1, stderr="boom")
+    def fake_side_by_side(items, jobs, command_of, finish):  # each job fails at once: only its threads matter
+        outcomes = []
+        for item in items:
+            argv, extra = command_of(item)
+            seen.append(extra["OMP_NUM_THREADS"])
+            outcomes.append(finish(item, subprocess.CompletedProcess(argv, 1, None, "boom")))
+        return outcomes
 
-    monkeypatch.setattr(committed.subprocess, "run", fake_run)
+    monkeypatch.setattr(committed, "run_side_by_side", fake_side_by_side)
     plan = PLANS["imdb_exact"]
     for jobs, threads, expected in [(1, None, "2"), (2, None, "1"), (1, 1, "1")]:
         seen.clear()

@@ -16,11 +16,9 @@ import argparse
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ from safr_lightning.search.study import (
     read_trial_records,
     storage_url,
 )
+from safr_lightning.sweep.children import run_side_by_side, usable_cores
 from safr_lightning.sweep.export import compact
 from safr_lightning.sweep.table import Stat, mean_std
 
@@ -47,6 +46,15 @@ RETEST_DIR = "retest"
 SEEDS = (0, 1, 2)
 # Overrides of a trial that a re-test replaces or must not repeat.
 DROPPED = ("hparams_search=", "ckpt_path=", "seed=", "hydra.")
+
+
+def lambda_text(value: float | None) -> str:
+    """A λ as the tables write it; "?" for a trial whose point is unknown (no params recorded)."""
+    return "?" if value is None else f"{value:g}"
+
+
+def lambda_label(imp: float | None, inter: float | None) -> str:
+    return f"({lambda_text(imp)}, {lambda_text(inter)})"
 
 
 @dataclass
@@ -68,7 +76,7 @@ class Trial:
 
     @property
     def label(self) -> str:
-        return f"({self.imp:g}, {self.inter:g})"
+        return lambda_label(self.imp, self.inter)
 
 
 def load_trials(
@@ -85,6 +93,8 @@ def load_trials(
     names = optuna.get_all_study_names(storage=store)
     if study_name is not None and study_name not in names:
         raise SAFRError(f"{url} has no study {study_name!r} (it holds: {', '.join(names) or 'none'})")
+    if not names:
+        raise SAFRError(f"{url} holds no study")
     if study_name is None and len(names) != 1:
         raise SAFRError(f"{url} holds {len(names)} studies ({', '.join(names)}); choose one with --study")
     study = optuna.load_study(study_name=study_name or names[0], storage=store)
@@ -163,21 +173,28 @@ def run_retests(
 ) -> list[str]:  # fmt: skip
     """Train and test every (front trial, seed) without a tested run, ``jobs`` at a time.
 
-    With ``jobs`` > 1 each run gets ``threads`` torch threads (default: the cores divided by ``jobs``),
-    so that processes × threads stays within the machine; one job keeps the caller's setting.
-    Each finished re-test is recorded at once (``records``), whatever the others do.
+    With ``jobs`` > 1 each run gets ``threads`` torch threads (default: the usable cores divided by
+    ``jobs``), so that processes × threads stays within the machine; one job keeps the caller's
+    setting unless ``threads`` is given. Each finished re-test is recorded at once (``records``);
+    an interrupted call stops its runs (``sweep/children.py``), and the next one resumes them.
     """
+    seeds = list(dict.fromkeys(seeds))
     todo = [(t, seed) for t in front for seed in seeds if retest_results(sweep_dir, t, seed, records) is None]
     if jobs > 1 and threads is None:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
+        threads = max(1, usable_cores() // jobs)
+    extra = {"OMP_NUM_THREADS": str(threads)} if threads else {}
 
-    def one(trial: Trial, seed: int) -> str:
+    def command_of(pair: tuple[Trial, int]) -> tuple[list[str], dict[str, str]]:
+        trial, seed = pair
         run_dir = sweep_dir / RETEST_DIR / f"{trial.number}_s{seed}"
         command = [sys.executable, "-m", "safr_lightning.train", *retest_overrides(trial, seed, run_dir)]
         if (run_dir / "checkpoints" / "last.ckpt").is_file():
             command.append(f"ckpt_path={run_dir}")
-        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        return command, extra
+
+    def finish(pair: tuple[Trial, int], done: subprocess.CompletedProcess) -> str:
+        trial, seed = pair
+        run_dir = sweep_dir / RETEST_DIR / f"{trial.number}_s{seed}"
         last = (done.stderr.strip().splitlines() or [""])[-1]
         tested = _tested(read_results(run_dir)) if done.returncode == 0 else None
         if tested is not None and records is not None:
@@ -187,8 +204,7 @@ def run_retests(
         print(line, flush=True)
         return line
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(lambda pair: one(*pair), todo))
+    return [line for line in run_side_by_side(todo, jobs, command_of, finish) if line is not None]
 
 
 def _test_point(results: Sequence[dict[str, Any]], k: float) -> tuple[Stat, Stat]:
@@ -325,8 +341,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for p in report["front"]:
         val = ", ".join(f"{v:.4f}" for v in p["val"].values())
+        imp, inter = lambda_text(p["lambda"]["imp"]), lambda_text(p["lambda"]["inter"])
         lines.append(
-            f"| {p['trial']} | {p['lambda']['imp']:g} | {p['lambda']['inter']:g} | {val} | {p['seeds']} | "
+            f"| {p['trial']} | {imp} | {inter} | {val} | {p['seeds']} | "
             f"{_fmt(Stat(**p['test_acc']))} | {_fmt(Stat(**p[key]))} |"
         )
     if report["grid"]:
@@ -423,7 +440,7 @@ def draw(report: dict[str, Any]):
     ]
     front = [
         Point(
-            f"({p['lambda']['imp']:g}, {p['lambda']['inter']:g})",
+            lambda_label(p["lambda"]["imp"], p["lambda"]["inter"]),
             p[key]["mean"],
             p["test_acc"]["mean"],
             p[key]["std"],
@@ -450,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--study", default=None, help="the study's name, when the storage holds several")
     parser.add_argument("--retest", action="store_true", help="train and test each front point with --seeds")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    parser.add_argument("--jobs", type=int, default=1, help="re-tests at once (torch threads: cores // jobs)")
+    parser.add_argument("--jobs", type=int, default=1, help="re-tests at once (threads each: cores // jobs)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per re-test")
     parser.add_argument("--name", default=None, help="write docs/results/<name>.{md,csv,json} and <name>.png")
     parser.add_argument("--results", type=Path, default=Path("docs/results"))
@@ -474,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"study {study}: {len(trials)} trials, {len(front)} on the validation front ({', '.join(objectives)})")
         for t in trials:
             val = ", ".join(f"{v:.4f}" for v in t.values) if t.values else t.reason or "-"
-            lam = f"λ=({t.imp:g}, {t.inter:g})" if t.imp is not None and t.inter is not None else "λ=?"
+            lam = f"λ={lambda_label(t.imp, t.inter)}"
             print(f"{'*' if t.number in on_front else ' '} {t.number:4d} {t.state:8s} {lam:24s} {val}")
         failed = []
         if args.retest:
@@ -485,8 +502,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 found = (retest_results(args.sweep_dir, trial, seed, records) for seed in args.seeds)
                 trial.tests = [r for r in found if r is not None]
             grid = grid_rows(args.grid, args.k) if args.grid else []
-            command = f"python -m safr_lightning.search {args.sweep_dir} --retest --name {args.name}" + (
-                f" --grid {args.grid}" if args.grid else ""
+            command = f"python -m safr_lightning.search {args.sweep_dir} --retest --name {args.name}" + "".join(
+                f" --{flag} {value}"
+                for flag, value in (("storage", args.storage), ("study", args.study), ("grid", args.grid))
+                if value
             )
             report = build_report(args.name, args.sweep_dir, objectives, trials, front, grid, args.k, command)
             base = args.results / args.name

@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from safr_lightning.errors import SAFRError
 from safr_lightning.fidelity import mode_of
 from safr_lightning.files import write_text_atomic
 from safr_lightning.results import RESULTS_FILE, read_record
+from safr_lightning.sweep.children import run_side_by_side
 from safr_lightning.sweep.export import build_export, compact, fill_readme, write_export
 from safr_lightning.sweep.paper_tables import TABLE6_ROWS
 
@@ -181,20 +180,11 @@ def import_runs(plan: Plan, dirs: Sequence[Path], root: Path = RESULTS_DIR) -> l
     return written
 
 
-def _run_job(plan: Plan, job: Job, scratch: Path, threads: int, extra: Sequence[str], root: Path) -> str:
+def _command(job: Job, scratch: Path, extra: Sequence[str]) -> list[str]:
     run_dir = (scratch / job.key).resolve()
     where = f"ckpt_path={run_dir}" if (run_dir / "checkpoints" / "last.ckpt").is_file() else f"hydra.run.dir={run_dir}"
-    command = [sys.executable, "-m", "safr_lightning.train", *job.overrides(), "logger=csv",
-               "trainer.enable_progress_bar=false", *extra, where]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    start = time.perf_counter()
-    done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    took = (time.perf_counter() - start) / 3600
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return f"{job.key}: failed (exit {done.returncode}: {last}); {shlex.join(command)}"
-    path = save_record(plan, job, run_dir, root)
-    return f"{job.key}: ok in {took:.2f} h -> {path}"
+    return [sys.executable, "-m", "safr_lightning.train", *job.overrides(), "logger=csv",
+            "trainer.enable_progress_bar=false", *extra, where]  # fmt: skip
 
 
 def run_missing(
@@ -204,22 +194,33 @@ def run_missing(
     """Run the jobs without a record, ``jobs`` at a time; write each record and the table as it finishes.
 
     ``threads`` (torch threads per job) defaults to ``2 // jobs``: one 1-thread job leaves a core free.
+    An interrupted call stops its running jobs (``sweep/children.py``); the next one resumes them
+    from their ``last.ckpt``.
     """
     todo = missing(plan, root)[:limit]
     threads = threads or max(1, 2 // max(1, jobs))
-    lines = []
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for line in pool.map(lambda job: _finish(plan, job, scratch, threads, extra, root, readme), todo):
-            lines.append(line)
-    return lines
+    started: dict[str, float] = {}
 
+    def command_of(job: Job) -> tuple[list[str], dict[str, str]]:
+        started[job.key] = time.perf_counter()
+        return _command(job, scratch, extra), {"OMP_NUM_THREADS": str(threads)}
 
-def _finish(plan: Plan, job: Job, scratch: Path, threads: int, extra: Sequence[str], root: Path,
-            readme: Path | None) -> str:  # fmt: skip
-    line = _run_job(plan, job, scratch, threads, extra, root)
-    print(line, flush=True)
-    render(plan, root, readme)
-    return line
+    def finish(job: Job, done: subprocess.CompletedProcess) -> str:
+        took = (time.perf_counter() - started[job.key]) / 3600
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            line = f"{job.key}: failed (exit {done.returncode}: {last}); {shlex.join(done.args)}"
+        else:
+            try:
+                path = save_record(plan, job, (scratch / job.key).resolve(), root)
+                line = f"{job.key}: ok in {took:.2f} h -> {path}"
+            except SAFRError as exc:  # one job's odd folder must not stop the others
+                line = f"{job.key}: failed ({exc})"
+        print(line, flush=True)
+        render(plan, root, readme)
+        return line
+
+    return [line for line in run_side_by_side(todo, jobs, command_of, finish) if line is not None]
 
 
 def status_lines(plan: Plan, root: Path = RESULTS_DIR) -> list[str]:
