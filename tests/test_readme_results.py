@@ -1,4 +1,4 @@
-"""The README's tables of the neuron analysis and the toy model come from the committed result files."""
+"""The README's tables of the neuron analysis, the toy model and the λ study come from the committed result files."""
 
 from __future__ import annotations
 
@@ -19,7 +19,11 @@ def block(name: str) -> str:
 
 @pytest.mark.parametrize(
     ("name", "source"),
-    [("neurons:sst2", "docs/results/sst2_neurons/neurons_comparison.md"), ("toy", "docs/results/toy/toy.md")],
+    [
+        ("neurons:sst2", "docs/results/sst2_neurons/neurons_comparison.md"),
+        ("toy", "docs/results/toy/toy.md"),
+        ("pareto:sst2_exact", "docs/results/sst2_pareto_exact.md"),
+    ],
 )
 def test_every_number_of_a_readme_results_table_is_in_its_file(name: str, source: str) -> None:
     text = (REPO / source).read_text()

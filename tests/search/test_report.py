@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from safr_lightning.search.report import RETEST_DIR, RETEST_RECORD, front_of, load_trials
+from safr_lightning.search.report import RETEST_DIR, RETEST_RECORD, front_of, load_trials, render_csv, render_markdown
 from tests.cli_runs import CLI_ENV, run_train
+from tests.conftest import REPO
 from tests.search.test_study import STUDY
 
 
@@ -100,3 +101,22 @@ def test_a_storage_with_several_studies_needs_study(tmp_path: Path) -> None:
     assert f"--storage {url} --study b" in json.loads((tmp_path / "r.json").read_text())["command"]
     empty = search(str(tmp_path), "--storage", f"sqlite:///{tmp_path / 'empty.db'}")
     assert empty.returncode != 0 and "holds no study" in empty.stderr
+
+
+STUDIES = sorted(
+    p for p in (REPO / "docs" / "results").glob("*.json") if json.loads(p.read_text()).get("kind") == "pareto"
+)
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_a_committed_study_table_is_rendered_from_its_json(path: Path) -> None:
+    report = json.loads(path.read_text())
+    assert path.with_suffix(".md").read_text() == render_markdown(report)
+    assert path.with_suffix(".csv").read_bytes().decode() == render_csv(report)
+    assert path.with_suffix(".png").is_file()
+    records = path.parent / path.stem  # every front point's test mean comes from its committed re-tests
+    for point in report["front"]:
+        tested = [json.loads((records / RETEST_RECORD.format(point["trial"], s)).read_text()) for s in (0, 1, 2)]
+        assert point["seeds"] == 3
+        assert point["test_acc"]["mean"] == pytest.approx(statistics.mean(100 * r["test"]["acc"] for r in tested))
+    assert "/work/" not in path.read_text() and "/home/" not in path.read_text()
