@@ -60,8 +60,8 @@ def run_side_by_side(
     stopped, and the exception propagates.
     """
     jobs = max(1, jobs)
-    lock = threading.Lock()  # guards `running` and `stopping`; also serialises `finish`
-    finish_lock = threading.Lock()
+    lock = threading.Lock()  # guards `running` and `stopping`
+    finish_lock = threading.Lock()  # one `finish` at a time
     running: set[subprocess.Popen] = set()
     stopping = threading.Event()
     slots: queue.SimpleQueue[int] = queue.SimpleQueue()
