@@ -113,3 +113,39 @@ def test_list_only_reads(tmp_path: Path) -> None:
     readme.write_text("<!-- results:imdb_exact -->\n")
     assert main(["imdb_exact", "--list", "--results", str(tmp_path / "results"), "--readme", str(readme)]) == 0
     assert readme.read_text() == "<!-- results:imdb_exact -->\n" and not (tmp_path / "results").exists()
+
+
+def test_the_readme_says_what_remains_from_the_records(tmp_path: Path) -> None:
+    """The README's remaining-jobs block follows the records: counts, next job, hours from measured runs."""
+    from safr_lightning.sweep.committed import fill_remaining
+
+    plan = PLANS["imdb_exact"]
+    results = tmp_path / "results"
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- committed:remaining -->\nstale\n<!-- /committed:remaining -->\nend\n")
+    before = fill_remaining(readme.read_text(), results)
+    assert "- `imdb_exact`: 0 of 9 jobs have a record; 9 still to run, about 10.8 CPU hours" in before
+    assert "(1.20 h a job, estimated, at 1 torch thread); next: `imdb_baseline_s0`." in before
+    assert "stale" not in before and before.startswith("intro\n") and before.endswith("end\n")
+
+    src = run_dir(tmp_path / "runs", "a", "imdb", "baseline", 0, "exact", random.Random(3))
+    data = json.loads((src / "results.json").read_text())
+    data["timing"] = {"fit_s": 3600.0, "test_s": 1800.0}  # 1.5 h
+    (src / "results.json").write_text(json.dumps(data))
+    save_record(plan, plan.jobs[0], src, results)
+    render(plan, results, readme)  # a finished job re-renders the block with its table
+    after = readme.read_text()
+    assert "- `imdb_exact`: 1 of 9 jobs have a record; 8 still to run, about 12.0 CPU hours" in after
+    assert "(1.50 h a job, the mean of 1 record at 1 torch thread); next: `imdb_imp0_inter0_s0`." in after
+    assert "- `sst2_table6_paper`: 0 of 42 jobs have a record; 42 still to run" in after
+
+
+def test_a_finished_plan_says_so_and_names_no_next_job(tmp_path: Path) -> None:
+    from safr_lightning.sweep.committed import remaining_markdown
+
+    plan = PLANS["imdb_exact"]
+    rng = random.Random(4)
+    for i, job in enumerate(plan.jobs):
+        save_record(plan, job, run_dir(tmp_path / "runs", str(i), "imdb", job.row, job.seed, "exact", rng),
+                    tmp_path / "results")  # fmt: skip
+    assert "- `imdb_exact`: 9 of 9 jobs have a record.\n" in remaining_markdown(tmp_path / "results")

@@ -127,3 +127,12 @@ def test_export_json_is_one_line_per_record_and_loads_back() -> None:
     text = export.dumps(data)
     assert json.loads(text) == json.loads(json.dumps(data))
     assert sum(line.startswith('  {"source"') for line in text.splitlines()) == 3
+
+
+def test_readme_says_what_remains_of_the_committed_plans() -> None:
+    """The README's list of remaining plan jobs is what the committed records give (no stale count)."""
+    from safr_lightning.sweep.committed import fill_remaining
+
+    readme = (REPO / "README.md").read_text()
+    assert "<!-- committed:remaining -->" in readme
+    assert fill_remaining(readme, RESULTS_DIR) == readme, "README's committed:remaining block is stale"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -161,9 +162,48 @@ def render(plan: Plan, root: Path = RESULTS_DIR, readme: Path | None = None) -> 
     export = build_export(plan.name, "ablation", [done[j.key] for j in plan.jobs if j.key in done],
                           title=plan.title, command=command, note=note)  # fmt: skip
     written = write_export(export, root)
-    if readme is not None and readme.is_file() and f"<!-- results:{plan.name} -->" in readme.read_text():
-        written.append(write_text_atomic(readme, fill_readme(readme.read_text(), root)))
+    if readme is not None and readme.is_file():
+        text = readme.read_text()
+        filled = fill_remaining(fill_readme(text, root) if f"<!-- results:{plan.name} -->" in text else text, root)
+        if filled != text:
+            written.append(write_text_atomic(readme, filled))
     return written
+
+
+REMAINING_BLOCK = re.compile(r"(<!-- committed:remaining -->\n)(.*?)(<!-- /committed:remaining -->)", re.S)
+
+
+def hours_per_job(plan: Plan, root: Path = RESULTS_DIR) -> tuple[float, str]:
+    """CPU hours a remaining job will take: the mean wall time of the 1-thread records, else the estimate."""
+    walls = [
+        (timing.get("fit_s", 0.0) + timing.get("test_s", 0.0)) / 3600
+        for record in records(plan, root).values()
+        if (record["results"].get("machine") or {}).get("threads") == 1
+        and (timing := record["results"].get("timing") or {}).get("fit_s")
+    ]
+    if walls:
+        return sum(walls) / len(walls), f"the mean of {len(walls)} record{'s' * (len(walls) > 1)} at 1 torch thread"
+    return plan.hours_per_job, "estimated, at 1 torch thread"
+
+
+def remaining_markdown(root: Path = RESULTS_DIR) -> str:
+    """One line per plan: its records, the jobs still to run and their CPU hours (the README's block)."""
+    lines = []
+    for plan in PLANS.values():
+        todo = missing(plan, root)
+        done = len(plan.jobs) - len(todo)
+        line = f"- `{plan.name}`: {done} of {len(plan.jobs)} jobs have a record"
+        if todo:
+            hours, why = hours_per_job(plan, root)
+            line += (f"; {len(todo)} still to run, about {len(todo) * hours:.1f} CPU hours ({hours:.2f} h a "
+                     f"job, {why}); next: `{todo[0].key}`")  # fmt: skip
+        lines.append(line + ".")
+    return "\n".join(lines) + "\n"
+
+
+def fill_remaining(readme: str, root: Path = RESULTS_DIR) -> str:
+    """``readme`` with its ``committed:remaining`` block (if any) rendered from the records under ``root``."""
+    return REMAINING_BLOCK.sub(lambda m: m.group(1) + remaining_markdown(root) + m.group(3), readme)
 
 
 def import_runs(plan: Plan, dirs: Sequence[Path], root: Path = RESULTS_DIR) -> list[Path]:
@@ -226,8 +266,9 @@ def run_missing(
 def status_lines(plan: Plan, root: Path = RESULTS_DIR) -> list[str]:
     done = records(plan, root)
     todo = missing(plan, root)
+    hours, why = hours_per_job(plan, root)
     lines = [f"{plan.name}: {len(done)} of {len(plan.jobs)} jobs have a record; {len(todo)} remaining, about "
-             f"{len(todo) * plan.hours_per_job:.1f} CPU hours at {plan.hours_per_job:g} h per job"]  # fmt: skip
+             f"{len(todo) * hours:.1f} CPU hours at {hours:.2f} h per job ({why})"]  # fmt: skip
     lines += [f"  remaining: {job.key} ({' '.join(job.overrides())})" for job in todo]
     return lines
 
