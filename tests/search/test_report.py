@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from safr_lightning.search.report import RETEST_DIR, RETEST_RECORD, front_of, load_trials, render_csv, render_markdown
+from safr_lightning.search.report import (
+    RETEST_DIR,
+    RETEST_RECORD,
+    front_of,
+    load_trials,
+    render_csv,
+    render_markdown,
+    runs_summary,
+)
 from tests.cli_runs import CLI_ENV, run_train
 from tests.conftest import REPO
 from tests.search.test_study import STUDY
@@ -43,6 +51,10 @@ def test_the_front_is_retested_with_seeds_in_parallel_and_recorded(tmp_path: Pat
     report = json.loads((report_dir / "r.json").read_text())
     points = {p["trial"]: p for p in report["front"]}
     assert set(points) == {t.number for t in front}
+    # The table says where its runs ran: the re-tests' threads beside the trials', and the precision.
+    assert threads in report["runs"]["threads"] and report["runs"]["precisions"] == ["32-true"]
+    machine = (report_dir / "r.md").read_text().split("Machine: ")[1].splitlines()[0]
+    assert "torch" in machine and f"Torch threads per run: {', '.join(map(str, report['runs']['threads']))};" in machine
     for trial in front:
         tested = []
         for seed in (0, 1):
@@ -115,6 +127,9 @@ def test_a_committed_study_table_is_rendered_from_its_json(path: Path) -> None:
     assert path.with_suffix(".csv").read_bytes().decode() == render_csv(report)
     assert path.with_suffix(".png").is_file()
     records = path.parent / path.stem  # every front point's test mean comes from its committed re-tests
+    runs = [json.loads(p.read_text())["results"] for p in sorted(records.glob("trial_*.json"))]
+    runs += [json.loads(p.read_text()) for p in sorted(records.glob("retest_*.json"))]
+    assert report["runs"] == runs_summary(runs) and report["runs"]["machines"]  # machine, threads, precision
     for point in report["front"]:
         tested = [json.loads((records / RETEST_RECORD.format(point["trial"], s)).read_text()) for s in (0, 1, 2)]
         assert point["seeds"] == 3

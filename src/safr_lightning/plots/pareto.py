@@ -8,6 +8,7 @@ from typing import NamedTuple
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from safr_lightning.plots.labels import Label, place_labels
 from safr_lightning.plots.style import new_figure
 
 
@@ -31,9 +32,9 @@ def draw_pareto(
         )
     if front:
         ordered = sorted(front, key=lambda p: p.srs)
-        _with_bars(ax, ordered, "tab:red", "front, re-tested (mean ± std)", (4, 4), 7, marker="o", lw=1.5, zorder=3)
+        _with_bars(ax, ordered, "tab:red", "front, re-tested (mean ± std)", marker="o", lw=1.5, zorder=3)
     if grid:
-        _with_bars(ax, grid, "tab:blue", "Table 6 grid (mean ± std)", (4, -8), 6, fmt="s", ms=4, alpha=0.8, zorder=2)
+        _with_bars(ax, grid, "tab:blue", "Table 6 grid (mean ± std)", fmt="s", ms=4, alpha=0.8, zorder=2)
     if baseline is not None:
         ax.scatter([baseline.srs], [baseline.acc], marker="*", s=160, color="black", label="Baseline", zorder=4)
     ax.set_xlabel(f"SRS@{k:g} (points, test)")
@@ -41,13 +42,14 @@ def draw_pareto(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
+    # The front's names first: where front and grid crowd together, the front keeps the nearer spots.
+    labels = [Label(p.label, p.srs, p.acc, "tab:red", 7) for p in front]
+    labels += [Label(p.label, p.srs, p.acc, "tab:blue", 6) for p in grid]
+    place_labels(ax, labels, [(baseline.srs, baseline.acc)] if baseline is not None else [])
     return fig
 
 
-def _with_bars(ax: Axes, points: Sequence[Point], color: str, label: str, offset: tuple[float, float], size: float,
-               **style: object) -> None:  # fmt: skip
-    """Means with ±std bars both ways, each point labelled."""
+def _with_bars(ax: Axes, points: Sequence[Point], color: str, label: str, **style: object) -> None:
+    """Means with ±std bars both ways."""
     ax.errorbar([p.srs for p in points], [p.acc for p in points], xerr=[p.srs_std or 0 for p in points],
                 yerr=[p.acc_std or 0 for p in points], color=color, capsize=2, label=label, **style)  # fmt: skip
-    for p in points:
-        ax.annotate(p.label, (p.srs, p.acc), textcoords="offset points", xytext=offset, fontsize=size, color=color)

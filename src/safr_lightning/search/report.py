@@ -39,7 +39,7 @@ from safr_lightning.search.study import (
     storage_url,
 )
 from safr_lightning.sweep.children import run_side_by_side, usable_cores
-from safr_lightning.sweep.export import compact
+from safr_lightning.sweep.export import compact, machine_line
 from safr_lightning.sweep.table import Stat, mean_std
 
 RETEST_DIR = "retest"
@@ -288,6 +288,7 @@ def build_report(
         "k": k,
         "command": command,
         "sweep_dir": str(sweep_dir),
+        "runs": runs_summary([r for t in trials if (r := t.results())] + [r for t in front for r in t.tests]),
         "objectives": objectives,
         "trials": [
             {
@@ -316,6 +317,14 @@ def build_report(
     }
 
 
+def runs_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the trials and re-tests ran: machines, torch threads per run and precisions (each table says so)."""
+    machines = sorted({machine_line({"machine": r["machine"]}) for r in results if (r.get("machine") or {}).get("cpu")})
+    threads = sorted({(r.get("machine") or {}).get("threads") for r in results} - {None})
+    precisions = sorted({(r.get("precision") or {}).get("used") for r in results} - {None})
+    return {"machines": machines, "threads": threads, "precisions": precisions}
+
+
 def _single(trial: Trial, what: str, k: float) -> float | None:
     """The trial run's own test number (one seed), for the figure's grey dots; never an objective."""
     test = (trial.results() or {}).get("test") or {}
@@ -334,6 +343,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{', '.join(report['objectives'])}. The front below is chosen by validation, then each point is "
         f"re-trained with seeds {', '.join(map(str, SEEDS))} and tested (mean ± sample std)."
     )
+    runs = report.get("runs") or {}
+    if runs.get("machines"):
+        lines += ["", f"Machine: {'; '.join(runs['machines'])}."]
+        lines[-1] += f" Torch threads per run: {', '.join(map(str, runs['threads'])) or 'not recorded'}"
+        lines[-1] += f"; precision: {', '.join(runs['precisions']) or 'not recorded'}."
     lines += [
         "",
         f"| Trial | λ_imp | λ_inter | val ({', '.join(report['objectives'])}) | n | test acc | test SRS@{k:g} |",
