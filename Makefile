@@ -28,11 +28,15 @@ N_TRIALS ?=
 SEARCH_DIR ?= multirun/search/pareto_sst2_exact
 SEARCH_NAME ?= sst2_pareto_exact
 GRID ?= docs/results/sst2_table6_exact.json
+# make continue: the committed plans (safr_lightning/sweep/committed.py), plan by plan, running only the
+# jobs without a record in docs/results/<plan>/ (each record is written the moment its job finishes:
+# commit it). N_JOBS jobs at once (default 2, threads 2 // N_JOBS); OVERRIDES go to every job.
+PLANS ?= imdb_exact sst2_table6_paper imdb_paper_mode
 # make table: SWEEP_DIR defaults to the newest sweep under multirun/; K is the deletion level in %.
 SWEEP_DIR ?=
 K ?= 30
 
-.PHONY: install test test-fast train sweep table search lint format clean
+.PHONY: install test test-fast train sweep table search continue lint format clean
 
 install:
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -67,6 +71,13 @@ search: $(STAMP)
 	-$(PY) -m safr_lightning.train --multirun hparams_search=pareto hydra/launcher=$(LAUNCHER) hydra.sweeper.records=docs/results/$(SEARCH_NAME) \
 		$(if $(N_TRIALS),hydra.sweeper.n_trials=$(N_TRIALS)) $(if $(N_JOBS),hydra.sweeper.n_jobs=$(N_JOBS) hydra.launcher.n_jobs=$(N_JOBS)) $(OVERRIDES)
 	$(PY) -m safr_lightning.search $(SEARCH_DIR) --retest --name $(SEARCH_NAME) $(if $(GRID),--grid $(GRID)) $(if $(N_JOBS),--jobs $(N_JOBS))
+
+# A failed job does not stop the other plans (exit 1 at the end); a signal (Ctrl-C, SIGTERM: exit > 128) stops all.
+continue: $(STAMP)
+	@status=0; for plan in $(PLANS); do \
+		$(PY) -m safr_lightning.sweep.committed $$plan --missing $(if $(N_JOBS),--jobs $(N_JOBS)) $(OVERRIDES); rc=$$?; \
+		if [ $$rc -gt 128 ]; then exit $$rc; elif [ $$rc -ne 0 ]; then status=1; fi; \
+	done; exit $$status
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
