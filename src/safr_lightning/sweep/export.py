@@ -356,6 +356,7 @@ def machine_line(export: dict[str, Any]) -> str:
 def render_markdown(export: dict[str, Any]) -> str:
     """``docs/results/<name>.md``: title, provenance, the table, and where every number came from."""
     n_runs = sum(_is_run_record(r) for r in export["records"])
+    whose = "run's" if n_runs == 1 else "runs'"
     lines = [
         f"# {export['title']}",
         "",
@@ -373,7 +374,7 @@ def render_markdown(export: dict[str, Any]) -> str:
     lines += [
         render_table(export),
         "",
-        f"From {n_runs} runs' results.json ({len(export['records']) - n_runs} other evaluation files), all in "
+        f"From {n_runs} {whose} results.json ({len(export['records']) - n_runs} other evaluation files), all in "
         f"`{export['name']}.json`; mean ± sample std over seeds; accuracies in %, SRS in points, k = {export['k']:g}.",
     ]
     if export["kind"] == "ablation":
