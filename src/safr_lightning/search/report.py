@@ -39,7 +39,7 @@ from safr_lightning.search.study import (
     storage_url,
 )
 from safr_lightning.sweep.children import run_side_by_side, usable_cores
-from safr_lightning.sweep.export import compact, machine_line
+from safr_lightning.sweep.export import compact, runs_summary
 from safr_lightning.sweep.table import Stat, mean_std
 
 RETEST_DIR = "retest"
@@ -315,14 +315,6 @@ def build_report(
         ],
         "beats": beats,
     }
-
-
-def runs_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Where the trials and re-tests ran: machines, torch threads per run and precisions (each table says so)."""
-    machines = sorted({machine_line({"machine": r["machine"]}) for r in results if (r.get("machine") or {}).get("cpu")})
-    threads = sorted({(r.get("machine") or {}).get("threads") for r in results} - {None})
-    precisions = sorted({(r.get("precision") or {}).get("used") for r in results} - {None})
-    return {"machines": machines, "threads": threads, "precisions": precisions}
 
 
 def _single(trial: Trial, what: str, k: float) -> float | None:

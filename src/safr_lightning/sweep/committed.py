@@ -37,7 +37,7 @@ from safr_lightning.fidelity import mode_of
 from safr_lightning.files import write_text_atomic
 from safr_lightning.results import RESULTS_FILE, read_record
 from safr_lightning.sweep.children import run_side_by_side
-from safr_lightning.sweep.export import build_export, compact, fill_readme, write_export
+from safr_lightning.sweep.export import build_export, compact, fill_readme, runs_summary, write_export
 from safr_lightning.sweep.paper_tables import TABLE6_ROWS
 
 RESULTS_DIR = Path("docs/results")
@@ -148,14 +148,14 @@ def render(plan: Plan, root: Path = RESULTS_DIR, readme: Path | None = None) -> 
     done = records(plan, root)
     if not done:
         return []
-    threads = sorted({(r["results"].get("machine") or {}).get("threads") for r in done.values()} - {None})
+    runs = runs_summary([r["results"] for r in done.values()])
+    threads, precisions = runs["threads"], runs["precisions"]
     remaining = len(plan.jobs) - len(done)
     note = f"{len(done)} of {len(plan.jobs)} jobs finished" + (
         f"; {remaining} still to run (`python -m safr_lightning.sweep.committed {plan.name} --missing`)"
         if remaining else ""
     )  # fmt: skip
     note += f"; torch threads per job: {', '.join(map(str, threads))}" if threads else ""
-    precisions = sorted({(r["results"].get("precision") or {}).get("used") for r in done.values()} - {None})
     note += f"; precision: {', '.join(precisions)}." if precisions else "."
     command = f"python -m safr_lightning.sweep.committed {plan.name} --missing  # each job: python -m " \
               f"safr_lightning.train dataset=... +row=... seed=... fidelity=... logger=csv"  # fmt: skip

@@ -353,6 +353,14 @@ def machine_line(export: dict[str, Any]) -> str:
     return f"{m['cpu']}{family}, {m.get('cores')} cores ({flags}); torch {m['torch']}, Python {m.get('python')}"
 
 
+def runs_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the trials and re-tests ran: machines, torch threads per run and precisions (each table says so)."""
+    machines = sorted({machine_line({"machine": r["machine"]}) for r in results if (r.get("machine") or {}).get("cpu")})
+    threads = sorted({(r.get("machine") or {}).get("threads") for r in results} - {None})
+    precisions = sorted({(r.get("precision") or {}).get("used") for r in results} - {None})
+    return {"machines": machines, "threads": threads, "precisions": precisions}
+
+
 def render_markdown(export: dict[str, Any]) -> str:
     """``docs/results/<name>.md``: title, provenance, the table, and where every number came from."""
     n_runs = sum(_is_run_record(r) for r in export["records"])
